@@ -1,0 +1,379 @@
+"""The handle: one small interface over every backend.
+
+Assertions, sweeps and statistics only ever talk to a :class:`ModelHandle`. A backend
+implements :meth:`ModelHandle._run` (one forward pass with activation edits and captures at
+canonical hook names) plus a few properties; everything else (caching, interventions,
+gradients) is written once here on top of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import Tensor
+
+from mi_assert.errors import MiAssertInputError, check_finite
+from mi_assert.hooks import HookName, all_hook_names, parse_hook
+
+#: An edit receives the activation at a hook (canonical shape) and returns its replacement.
+EditFn = Callable[[Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """Replace or add to the activation at a canonical hook.
+
+    ``value`` is a tensor broadcastable to the selected slice, or a callable mapping the
+    selected slice to its new value. ``positions`` selects sequence positions (query positions
+    for patterns) and ``heads`` selects heads on per-head hooks; None means all.
+    """
+
+    hook: str
+    value: Tensor | float | Callable[[Tensor], Tensor]
+    mode: Literal["replace", "add"] = "replace"
+    positions: Sequence[int] | None = None
+    heads: Sequence[int] | None = None
+
+
+@dataclass
+class ModelWeights:
+    """Weights in TransformerLens layout, for weight-based claims (copying, composition).
+
+    ``W_Q/W_K/W_V``: [n_layers, n_heads, d_model, d_head]; ``W_O``: [n_layers, n_heads, d_head,
+    d_model]; ``W_E``: [d_vocab, d_model]; ``W_U``: [d_model, d_vocab].
+    """
+
+    W_E: Tensor
+    W_U: Tensor
+    W_Q: Tensor
+    W_K: Tensor
+    W_V: Tensor
+    W_O: Tensor
+    W_pos: Tensor | None = None
+    extras: dict[str, Tensor] = field(default_factory=dict)
+
+
+class ModelHandle(ABC):
+    """A model as mi-assert sees it, whatever library holds it."""
+
+    backend: ClassVar[str]
+
+    def __init__(self, model: Any, spec: str | None = None) -> None:
+        self.model = model
+        self.spec = spec or type(model).__name__
+        self.load_kwargs: dict[str, Any] = {}
+
+    # ----- shape facts (backends override) -------------------------------------------------
+    @property
+    @abstractmethod
+    def n_layers(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def n_heads(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def d_model(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def d_head(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def d_vocab(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def n_ctx(self) -> int: ...
+
+    @property
+    def has_mlp(self) -> bool:
+        return True
+
+    @property
+    def tokenizer(self) -> Any | None:
+        return None
+
+    @property
+    def bos_token_id(self) -> int | None:
+        """Token id prepended to prompts (None when the model has no BOS convention)."""
+        tok = self.tokenizer
+        return getattr(tok, "bos_token_id", None) if tok is not None else None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @abstractmethod
+    def weights(self) -> ModelWeights:
+        """Weights in TransformerLens layout (see :class:`ModelWeights`)."""
+
+    # ----- the one primitive a backend must provide -----------------------------------------
+    @abstractmethod
+    def _run(
+        self,
+        tokens: Tensor,
+        edits: Mapping[str, Sequence[EditFn]],
+        capture: Iterable[str],
+        keep_graph: bool = False,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """One forward pass: apply ``edits`` at hooks, capture activations after edits.
+
+        Returns logits ``[batch, pos, d_vocab]`` and the captured activations in canonical
+        shapes. With ``keep_graph`` the captured tensors stay in the autograd graph.
+        """
+
+    # ----- validation --------------------------------------------------------------------
+    def hook_names(self) -> list[str]:
+        return all_hook_names(self.n_layers, self.has_mlp)
+
+    def parse_hook(self, name: str) -> HookName:
+        return parse_hook(name, self.n_layers, self.has_mlp)
+
+    def check_layer(self, layer: int) -> int:
+        if not isinstance(layer, int) or not 0 <= layer < self.n_layers:
+            raise MiAssertInputError(
+                f"layer {layer!r} is out of range: the model has {self.n_layers} layers "
+                f"(0..{self.n_layers - 1})"
+            )
+        return layer
+
+    def check_head(self, layer: int, head: int) -> tuple[int, int]:
+        self.check_layer(layer)
+        if not isinstance(head, int) or not 0 <= head < self.n_heads:
+            raise MiAssertInputError(
+                f"head {head!r} is out of range: layer {layer} has {self.n_heads} heads "
+                f"(0..{self.n_heads - 1})"
+            )
+        return layer, head
+
+    def to_tokens(self, inputs: Any, prepend_bos: bool = True) -> Tensor:
+        """Token ids ``[batch, pos]`` on the model's device from strings or ids.
+
+        Models without a tokenizer accept only token-id tensors or nested int lists.
+        """
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        if isinstance(inputs, Tensor):
+            tokens = inputs
+        elif isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], str):
+            tok = self.tokenizer
+            if tok is None:
+                raise MiAssertInputError(
+                    f"model {self.spec!r} has no tokenizer: pass token ids (a LongTensor "
+                    "[batch, pos]) instead of strings"
+                )
+            encoded = [tok(s, add_special_tokens=False)["input_ids"] for s in inputs]
+            lengths = {len(e) for e in encoded}
+            if len(lengths) != 1:
+                raise MiAssertInputError(
+                    f"prompts tokenize to different lengths {sorted(lengths)}; mi-assert "
+                    "compares positions across prompts, so every prompt in a batch must have "
+                    "the same number of tokens"
+                )
+            bos = self.bos_token_id
+            if prepend_bos and bos is not None:
+                encoded = [[bos, *e] for e in encoded]
+            tokens = torch.tensor(encoded, dtype=torch.long)
+        else:
+            tokens = torch.as_tensor(inputs, dtype=torch.long)
+        if tokens.ndim == 1:
+            tokens = tokens[None]
+        if tokens.ndim != 2:
+            raise MiAssertInputError(
+                f"tokens must be [batch, pos]; got shape {tuple(tokens.shape)}"
+            )
+        if tokens.numel() == 0:
+            raise MiAssertInputError("empty token batch: need at least one prompt of length >= 1")
+        if tokens.is_floating_point():
+            raise MiAssertInputError("tokens must be integer ids, got a floating-point tensor")
+        if tokens.shape[1] > self.n_ctx:
+            raise MiAssertInputError(
+                f"sequence length {tokens.shape[1]} exceeds the model's context n_ctx="
+                f"{self.n_ctx}; shorten the prompts (e.g. a smaller repeat length)"
+            )
+        lo, hi = int(tokens.min()), int(tokens.max())
+        if lo < 0 or hi >= self.d_vocab:
+            raise MiAssertInputError(
+                f"token ids must lie in 0..{self.d_vocab - 1} (d_vocab={self.d_vocab}); "
+                f"got range {lo}..{hi}"
+            )
+        return tokens.to(self.device)
+
+    # ----- derived operations --------------------------------------------------------------
+    def forward(self, tokens: Any) -> Tensor:
+        with torch.no_grad():
+            logits, _ = self._run(self.to_tokens(tokens), {}, ())
+        return logits
+
+    def run_with_cache(
+        self, tokens: Any, hooks: Iterable[str], check_nan: bool = True
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Logits and the activations at ``hooks`` (only those are kept)."""
+        names = [self.parse_hook(h).name for h in hooks]
+        with torch.no_grad():
+            logits, cache = self._run(self.to_tokens(tokens), {}, names)
+        if check_nan:
+            for name, act in cache.items():
+                check_finite(f"activation {name!r}", act)
+        return logits, cache
+
+    def run_with_interventions(
+        self,
+        tokens: Any,
+        interventions: Sequence[Intervention],
+        cache_hooks: Iterable[str] = (),
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        edits: dict[str, list[EditFn]] = {}
+        for iv in interventions:
+            parsed = self.parse_hook(iv.hook)
+            edits.setdefault(parsed.name, []).append(_edit_from_intervention(iv, parsed, self))
+        names = [self.parse_hook(h).name for h in cache_hooks]
+        with torch.no_grad():
+            return self._run(self.to_tokens(tokens), edits, names)
+
+    def run_with_edits(
+        self,
+        tokens: Any,
+        edits: Mapping[str, EditFn | Sequence[EditFn]],
+        cache_hooks: Iterable[str] = (),
+        keep_graph: bool = False,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Lowest-level public entry: arbitrary edit functions at canonical hooks."""
+        normalised: dict[str, list[EditFn]] = {}
+        for name, fns in edits.items():
+            key = self.parse_hook(name).name
+            normalised[key] = list(fns) if isinstance(fns, (list, tuple)) else [fns]  # type: ignore[list-item]
+        names = [self.parse_hook(h).name for h in cache_hooks]
+        if keep_graph:
+            return self._run(self.to_tokens(tokens), normalised, names, keep_graph=True)
+        with torch.no_grad():
+            return self._run(self.to_tokens(tokens), normalised, names)
+
+    def gradients(
+        self, tokens: Any, hooks: Iterable[str], metric: Callable[[Tensor], Tensor]
+    ) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
+        """Logits, activations and d(sum of metric)/d(activation) at ``hooks``."""
+        names = [self.parse_hook(h).name for h in hooks]
+        with torch.enable_grad():
+            logits, acts = self._run(self.to_tokens(tokens), {}, names, keep_graph=True)
+            value = metric(logits)
+            grads = torch.autograd.grad(value.sum(), [acts[n] for n in names], allow_unused=True)
+        out_grads = {
+            n: (g if g is not None else torch.zeros_like(acts[n])).detach()
+            for n, g in zip(names, grads, strict=True)
+        }
+        return logits.detach(), {n: a.detach() for n, a in acts.items()}, out_grads
+
+    # ----- identity ---------------------------------------------------------------------
+    def checkpoint_hash(self) -> str:
+        """A short sha256 over the parameters: identifies the weights in reports/baselines."""
+        cached = getattr(self, "_checkpoint_hash", None)
+        if cached is not None:
+            return cached
+        digest = hashlib.sha256()
+        for name, param in sorted(self.model.state_dict().items()):
+            if not isinstance(param, Tensor):
+                continue
+            digest.update(name.encode())
+            digest.update(param.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        self._checkpoint_hash = digest.hexdigest()[:16]
+        return self._checkpoint_hash
+
+    def check_residual_identities(self, tokens: Any, atol: float = 1e-4) -> None:
+        """Assert resid_pre + attn_out == resid_mid and resid_mid + mlp_out == resid_post.
+
+        Hook aliases drift between library versions; this catches a backend whose names point
+        at the wrong tensors. Raises ``AssertionError`` naming the layer and the gap.
+        """
+        hooks: list[str] = []
+        for layer in range(self.n_layers):
+            hooks += [f"blocks.{layer}.{k}" for k in ("hook_resid_pre", "hook_attn_out",
+                                                       "hook_resid_mid", "hook_resid_post")]
+            if self.has_mlp:
+                hooks.append(f"blocks.{layer}.hook_mlp_out")
+        _, cache = self.run_with_cache(tokens, hooks)
+        for layer in range(self.n_layers):
+            c = {k: cache[f"blocks.{layer}.{k}"].float() for k in
+                 ("hook_resid_pre", "hook_attn_out", "hook_resid_mid", "hook_resid_post")}
+            gap = (c["hook_resid_pre"] + c["hook_attn_out"] - c["hook_resid_mid"]).abs().max()
+            assert gap <= atol, f"{self.backend}: layer {layer} resid_pre + attn_out != resid_mid (max gap {gap:.2e})"
+            mlp = cache[f"blocks.{layer}.hook_mlp_out"].float() if self.has_mlp else 0.0
+            gap = (c["hook_resid_mid"] + mlp - c["hook_resid_post"]).abs().max()
+            assert gap <= atol, f"{self.backend}: layer {layer} resid_mid + mlp_out != resid_post (max gap {gap:.2e})"
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} {self.spec!r} backend={self.backend} "
+                f"layers={self.n_layers} heads={self.n_heads} d_model={self.d_model} "
+                f"device={self.device}>")
+
+
+def _edit_from_intervention(iv: Intervention, hook: HookName, handle: ModelHandle) -> EditFn:
+    """Turn an :class:`Intervention` into an edit function on the canonical activation."""
+    if iv.mode not in ("replace", "add"):
+        raise MiAssertInputError(f"intervention mode {iv.mode!r}: allowed 'replace' or 'add'")
+    if iv.heads is not None and hook.head_axis is None:
+        raise MiAssertInputError(
+            f"intervention on {hook.name!r} selects heads, but that hook has no head axis; "
+            "per-head hooks are attn.hook_q/k/v/z/pattern/attn_scores"
+        )
+
+    def edit(act: Tensor) -> Tensor:
+        index: list[Any] = [slice(None)] * act.ndim
+        if iv.positions is not None:
+            pos = torch.as_tensor(list(iv.positions), dtype=torch.long)
+            n_pos = act.shape[hook.pos_axis]
+            if pos.numel() and (int(pos.max()) >= n_pos or int(pos.min()) < -n_pos):
+                raise MiAssertInputError(
+                    f"intervention positions {list(iv.positions)} out of range for {hook.name!r} "
+                    f"with {n_pos} positions"
+                )
+            index[hook.pos_axis] = pos.to(act.device)
+        if iv.heads is not None:
+            heads = list(iv.heads)
+            for h in heads:
+                handle.check_head(hook.layer or 0, h)
+            index[hook.head_axis] = torch.as_tensor(heads, dtype=torch.long, device=act.device)  # type: ignore[index]
+        # advanced indexing with two index tensors must broadcast them; use successive index_put
+        out = act.clone()
+        sel = _select(out, index)
+        new = iv.value(sel) if callable(iv.value) else torch.as_tensor(iv.value).to(act.device, act.dtype)
+        if iv.mode == "add":
+            new = sel + new
+        _assign(out, index, torch.broadcast_to(new, sel.shape))
+        return out
+
+    return edit
+
+
+def _select(t: Tensor, index: list[Any]) -> Tensor:
+    for axis, idx in enumerate(index):
+        if isinstance(idx, Tensor):
+            t = t.index_select(axis, idx)
+    return t
+
+
+def _assign(out: Tensor, index: list[Any], value: Tensor) -> None:
+    tensor_axes = [a for a, i in enumerate(index) if isinstance(i, Tensor)]
+    if not tensor_axes:
+        out.copy_(value)
+        return
+    # build an open mesh so the selected sub-block is written exactly
+    grids = []
+    for axis in range(out.ndim):
+        idx = index[axis] if isinstance(index[axis], Tensor) else torch.arange(out.shape[axis], device=out.device)
+        shape = [1] * out.ndim
+        shape[axis] = -1
+        grids.append(idx.view(shape))
+    out[tuple(grids)] = value

@@ -1,0 +1,47 @@
+"""A lazy activation cache: runs the model only for the hooks a test actually reads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from torch import Tensor
+
+from mi_assert.backends.base import ModelHandle
+
+
+class LazyActivationCache(Mapping[str, Tensor]):
+    """``cache[hook]`` runs one forward pass for the hooks asked so far that are missing.
+
+    ``prefetch`` names hooks to compute together on first access (from the ``mi_hooks``
+    marker), so a test reading several hooks costs one forward pass.
+    """
+
+    def __init__(self, handle: ModelHandle, tokens: Any, prefetch: Iterable[str] = ()) -> None:
+        self.handle = handle
+        self.tokens = handle.to_tokens(tokens)
+        self._prefetch = [handle.parse_hook(h).name for h in prefetch]
+        self._store: dict[str, Tensor] = {}
+        self.n_forward_passes = 0
+        self.logits: Tensor | None = None
+
+    def __getitem__(self, hook: str) -> Tensor:
+        name = self.handle.parse_hook(hook).name
+        if name not in self._store:
+            wanted = [h for h in dict.fromkeys([*self._prefetch, name]) if h not in self._store]
+            self.logits, acts = self.handle.run_with_cache(self.tokens, wanted)
+            self.n_forward_passes += 1
+            self._store.update(acts)
+        return self._store[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._store)
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def __contains__(self, hook: object) -> bool:
+        return hook in self._store
+
+    def __repr__(self) -> str:
+        return f"<LazyActivationCache cached={sorted(self._store)} forward_passes={self.n_forward_passes}>"

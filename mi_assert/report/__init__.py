@@ -1,0 +1,1 @@
+"""Reports: terminal summary, JSON and HTML reports, baselines."""

@@ -1,0 +1,144 @@
+"""The model zoo: names, what each model is, and where its weights come from.
+
+Spec grammar for zoo names: ``NAME[@sSEED][:stepSTEP]``, e.g. ``planted-induction@s3``,
+``attn-only-2l-induction@s1``, ``attn-only-2l-induction@s0:step200``. Trained models live as
+committed checkpoints under ``mi_assert/zoo/checkpoints/NAME/sSEED/`` (``config.json`` with a
+HookedTransformerConfig dict + ``model.safetensors``, intermediate ``stepK.safetensors``);
+Hugging Face-format models live as ``save_pretrained`` folders.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mi_assert.errors import MiAssertInputError, suggest
+
+CHECKPOINT_ROOT = Path(__file__).parent / "checkpoints"
+MANIFEST_PATH = CHECKPOINT_ROOT / "manifest.json"
+
+_SPEC_RE = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+?)(?:@s(?P<seed>\d+))?(?::step(?P<step>\d+))?$")
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One zoo model. ``kind``: 'planted' (built in code), 'trained' (native TL checkpoint),
+    or 'hf' (a Hugging Face folder)."""
+
+    name: str
+    kind: str
+    description: str
+    seeds: tuple[int, ...] = (0,)
+    builder: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
+    #: what ground truth a test can rely on (roles -> heads for planted; task for trained)
+    ground_truth: str = ""
+
+    def checkpoint_dir(self, seed: int) -> Path:
+        if self.kind == "hf":
+            return CHECKPOINT_ROOT / self.name
+        return CHECKPOINT_ROOT / self.name / f"s{seed}"
+
+
+@dataclass(frozen=True)
+class ZooSpec:
+    name: str
+    seed: int | None
+    step: int | None
+
+    def __str__(self) -> str:
+        out = self.name
+        if self.seed is not None:
+            out += f"@s{self.seed}"
+        if self.step is not None:
+            out += f":step{self.step}"
+        return out
+
+
+def _planted_builder(seed: int, **kwargs: Any) -> Any:
+    from mi_assert.zoo.planted import build_planted_induction
+
+    return build_planted_induction(seed=seed, **kwargs)
+
+
+_REGISTRY: dict[str, ZooEntry] = {}
+
+
+def register(entry: ZooEntry) -> None:
+    _REGISTRY[entry.name] = entry
+
+
+register(ZooEntry(
+    name="planted-induction",
+    kind="planted",
+    description="2-layer attention-only model with hand-set weights: previous-token, "
+    "positional impostor, duplicate-token and BOS heads in layer 0; a K-composition "
+    "induction head and distractors in layer 1. Any seed (head permutation + weight noise).",
+    seeds=tuple(range(1000)),
+    builder=_planted_builder,
+    ground_truth="exact roles in PlantedCircuit (mi_assert.zoo.ground_truth(spec))",
+))
+register(ZooEntry(
+    name="attn-only-2l-induction",
+    kind="trained",
+    description="2-layer attention-only model (d_model 64, 4 heads) trained on repeated random "
+    "tokens with repeat lengths 8..32; learns a previous-token head and an induction head.",
+    seeds=(0, 1, 2),
+    ground_truth="induction behaviour measured in the manifest (loss on repeated half)",
+))
+register(ZooEntry(
+    name="ioi-small",
+    kind="trained",
+    description="small transformer with MLPs trained on a synthetic IOI-style task (names, "
+    "places, objects); predicts the indirect object.",
+    seeds=(0, 1, 2),
+    ground_truth="IOI accuracy / logit difference recorded in the manifest",
+))
+register(ZooEntry(
+    name="tiny-gpt2",
+    kind="hf",
+    description="tiny GPT-2 in Hugging Face format (save_pretrained) with a project-built "
+    "tokenizer; for loader and backend-parity tests.",
+    seeds=(0,),
+    ground_truth="none (random-ish weights); parity across backends",
+))
+
+
+def available() -> list[str]:
+    """Names of every zoo model."""
+    return sorted(_REGISTRY)
+
+
+def entries() -> list[ZooEntry]:
+    return [_REGISTRY[n] for n in available()]
+
+
+def is_zoo_spec(spec: str) -> bool:
+    match = _SPEC_RE.match(spec)
+    return bool(match and match.group("name") in _REGISTRY)
+
+
+def parse_spec(spec: str) -> ZooSpec:
+    match = _SPEC_RE.match(spec)
+    if not match or match.group("name") not in _REGISTRY:
+        raise MiAssertInputError(
+            f"unknown zoo model {spec!r}.{suggest(spec.split('@')[0], available())} "
+            f"Zoo models: {', '.join(available())} (spec form NAME[@sSEED][:stepSTEP])"
+        )
+    seed = match.group("seed")
+    step = match.group("step")
+    return ZooSpec(match.group("name"), int(seed) if seed else None, int(step) if step else None)
+
+
+def get(name: str) -> ZooEntry:
+    return _REGISTRY[parse_spec(name).name]
+
+
+def manifest() -> dict[str, Any]:
+    """The committed training manifest (empty when no model has been trained)."""
+    if not MANIFEST_PATH.exists():
+        return {}
+    return json.loads(MANIFEST_PATH.read_text())

@@ -1,0 +1,67 @@
+"""The pytest plugin: options, markers and seeded fixtures (via pytester)."""
+
+from __future__ import annotations
+
+
+def test_help_lists_options(pytester):
+    result = pytester.runpytest("--help")
+    for flag in ("--mi-model", "--mi-backend", "--mi-device", "--mi-dtype", "--mi-seeds", "--mi-report"):
+        result.stdout.fnmatch_lines([f"*{flag}*"])
+
+
+def test_mi_seed_runs_once_per_seed(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+        import torch
+
+        SEEN = []
+
+        @pytest.mark.mi_model("planted-induction")
+        def test_claim(mi_model, mi_seed):
+            SEEN.append((mi_seed, torch.rand(1).item()))
+            assert mi_model.n_layers == 2
+
+        def test_seeds_distinct():
+            assert sorted(s for s, _ in SEEN) == [0, 4, 7]
+            assert len({r for _, r in SEEN}) == 3
+        """
+    )
+    result = pytester.runpytest("--mi-seeds", "0,4,7", "-p", "no:randomly")
+    result.assert_outcomes(passed=4)
+
+
+def test_mi_seeds_marker_and_missing_model(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.mi_seeds(3, 5)
+        def test_seeded(mi_seed):
+            assert mi_seed in (3, 5)
+
+        def test_needs_model(mi_model):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*needs a model: pass --mi-model*"])
+
+
+def test_mi_cache_computes_only_requested_hooks(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.mi_model("planted-induction")
+        @pytest.mark.mi_hooks("blocks.0.attn.hook_pattern", "blocks.1.attn.hook_pattern")
+        def test_cache(mi_cache, mi_prompts):
+            p = mi_cache["blocks.1.attn.hook_pattern"]
+            assert p.shape[0] == len(mi_prompts.heldout)
+            _ = mi_cache["blocks.0.attn.hook_pattern"]
+            assert mi_cache.n_forward_passes == 1
+            assert sorted(mi_cache) == ["blocks.0.attn.hook_pattern", "blocks.1.attn.hook_pattern"]
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
