@@ -226,6 +226,9 @@ class ModelHandle(ABC):
             logits, cache = self._run(self.to_tokens(tokens), {}, names)
         if check_nan:
             for name, act in cache.items():
+                if name.endswith("hook_attn_scores"):
+                    # causal masking writes -inf above the diagonal: check only real entries
+                    act = act.masked_fill(torch.isneginf(act), 0.0)
                 check_finite(f"activation {name!r}", act)
         return logits, cache
 
@@ -277,6 +280,11 @@ class ModelHandle(ABC):
         return logits.detach(), {n: a.detach() for n, a in acts.items()}, out_grads
 
     # ----- identity ---------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """What reports and baselines record about the model (``Evidence.model``)."""
+        return {"spec": self.spec, "backend": self.backend, "checkpoint": self.checkpoint_hash(),
+                "device": str(self.device), "dtype": str(self.dtype).replace("torch.", "")}
+
     def checkpoint_hash(self) -> str:
         """A short sha256 over the parameters: identifies the weights in reports/baselines."""
         cached = getattr(self, "_checkpoint_hash", None)
@@ -339,7 +347,7 @@ def _edit_from_intervention(iv: Intervention, hook: HookName, handle: ModelHandl
                     f"intervention positions {list(iv.positions)} out of range for {hook.name!r} "
                     f"with {n_pos} positions"
                 )
-            index[hook.pos_axis] = pos.to(act.device)
+            index[hook.pos_axis] = (pos % n_pos).to(act.device)  # negative positions count from the end
         if iv.heads is not None:
             heads = list(iv.heads)
             for h in heads:

@@ -1,0 +1,174 @@
+"""Load a Hugging Face model (local ``save_pretrained`` folder or hub name) on any backend.
+
+``load_hf`` is called by :func:`mi_assert.loading.load_model`. Every backend gets the same
+weights *without* TransformerLens weight processing (no LayerNorm folding, no centering), so
+activations agree with the Hugging Face model to float precision on all three backends.
+
+Offline, a hub name whose files are not cached raises ``OSError`` from ``transformers`` or
+``huggingface_hub``; ``loading._load_hub`` turns that into ``ModelUnavailableError``. Nothing
+global (environment variables, hub settings) is changed here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mi_assert.backends.architectures import architecture_for
+from mi_assert.backends.base import ModelHandle
+from mi_assert.errors import MiAssertInputError
+
+#: keyword arguments passed to the underlying loaders (the rest are refused with a clear error)
+PASSTHROUGH_KWARGS: tuple[str, ...] = ("device_map", "n_devices", "max_memory", "revision",
+                                       "trust_remote_code")
+
+
+def load_hf(
+    name_or_path: str,
+    backend: str,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    kwargs: dict[str, Any],
+) -> ModelHandle:
+    """A handle over a Hugging Face causal LM on ``backend`` (nnsight | bridge | transformer_lens)."""
+    unknown = sorted(set(kwargs) - set(PASSTHROUGH_KWARGS))
+    if unknown:
+        raise MiAssertInputError(
+            f"load_model got unknown keyword argument(s) {unknown} for a Hugging Face model; "
+            f"allowed: {', '.join(PASSTHROUGH_KWARGS)}"
+        )
+    if backend == "nnsight":
+        return _load_nnsight(name_or_path, device, dtype, kwargs)
+    if backend == "bridge":
+        return _load_bridge(name_or_path, device, dtype, kwargs)
+    if backend == "transformer_lens":
+        return _load_transformer_lens(name_or_path, device, dtype, kwargs)
+    raise MiAssertInputError(
+        f"unknown backend {backend!r}; allowed: transformer_lens, bridge, nnsight"
+    )
+
+
+def _is_local(name_or_path: str) -> bool:
+    return Path(name_or_path).expanduser().is_dir()
+
+
+def load_hf_model(
+    name_or_path: str, device: torch.device, dtype: torch.dtype | None, kwargs: dict[str, Any]
+) -> tuple[Any, Any | None]:
+    """The ``transformers`` model (eager attention, eval mode) and its tokenizer (or None)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    hub_kwargs = {k: kwargs[k] for k in ("revision", "trust_remote_code") if k in kwargs}
+    config = AutoConfig.from_pretrained(name_or_path, **hub_kwargs)
+    architecture_for(config, what=f"model {name_or_path!r}")  # refuse before loading weights
+    load_kwargs: dict[str, Any] = {"attn_implementation": "eager", **hub_kwargs}
+    if dtype is not None:
+        load_kwargs["dtype"] = dtype
+    if "device_map" in kwargs:
+        load_kwargs["device_map"] = kwargs["device_map"]
+        if "max_memory" in kwargs:
+            load_kwargs["max_memory"] = kwargs["max_memory"]
+    model = AutoModelForCausalLM.from_pretrained(name_or_path, **load_kwargs)
+    if "device_map" not in kwargs:
+        model = model.to(device)
+    model.eval()
+    return model, _load_tokenizer(name_or_path, hub_kwargs)
+
+
+def _load_tokenizer(name_or_path: str, hub_kwargs: dict[str, Any]) -> Any | None:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name_or_path, **hub_kwargs)
+    except (OSError, ValueError, TypeError):
+        # a folder with weights but no tokenizer files: the model still runs on token ids
+        return None
+
+
+def _load_nnsight(name_or_path: str, device: torch.device, dtype: torch.dtype | None,
+                  kwargs: dict[str, Any]) -> ModelHandle:
+    from mi_assert.backends.nnsight_backend import NNsightHandle
+
+    model, tokenizer = load_hf_model(name_or_path, device, dtype, kwargs)
+    return NNsightHandle.from_hf(model, tokenizer, spec=name_or_path)
+
+
+def _load_bridge(name_or_path: str, device: torch.device, dtype: torch.dtype | None,
+                 kwargs: dict[str, Any]) -> ModelHandle:
+    from mi_assert.backends.bridge import BridgeHandle
+
+    if "device_map" in kwargs or "n_devices" in kwargs:
+        # the bridge does its own placement: hand it the name and the placement kwargs
+        from transformers import AutoConfig
+
+        architecture_for(AutoConfig.from_pretrained(name_or_path), what=f"model {name_or_path!r}")
+        return BridgeHandle.boot(name_or_path, device=None, dtype=dtype or torch.float32,
+                                 placement={k: kwargs[k] for k in ("device_map", "n_devices", "max_memory")
+                                            if k in kwargs})
+    model, tokenizer = load_hf_model(name_or_path, device, dtype, kwargs)
+    return BridgeHandle.boot(name_or_path, hf_model=model, tokenizer=tokenizer, device=device,
+                             dtype=dtype or model.dtype)
+
+
+def _load_transformer_lens(name_or_path: str, device: torch.device, dtype: torch.dtype | None,
+                           kwargs: dict[str, Any]) -> ModelHandle:
+    from mi_assert.backends.transformer_lens import TransformerLensHandle
+
+    if not _is_local(name_or_path):
+        from transformer_lens import HookedTransformer
+
+        tl_kwargs: dict[str, Any] = {"device": str(device)}
+        if "n_devices" in kwargs:
+            tl_kwargs["n_devices"] = kwargs["n_devices"]
+        if "revision" in kwargs:
+            tl_kwargs["revision"] = kwargs["revision"]
+        model = HookedTransformer.from_pretrained_no_processing(
+            name_or_path, dtype=dtype or torch.float32, **tl_kwargs
+        )
+        return TransformerLensHandle(model.eval(), name_or_path)
+    hf_model, tokenizer = load_hf_model(name_or_path, torch.device("cpu"), dtype, {})
+    model = hooked_transformer_from_hf(hf_model, tokenizer, device)
+    return TransformerLensHandle(model, name_or_path)
+
+
+def hooked_transformer_from_hf(hf_model: Any, tokenizer: Any | None, device: torch.device) -> Any:
+    """A HookedTransformer with a GPT-2's weights, unprocessed (activations equal the HF model's).
+
+    Uses TransformerLens's own GPT-2 weight converter; the config mirrors TL's
+    ``convert_hf_model_config`` for GPT-2 (but honours ``n_inner`` and ``n_positions``).
+    """
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+    from transformer_lens.pretrained.weight_conversions import convert_gpt2_weights
+
+    hf_cfg = hf_model.config
+    architecture_for(hf_cfg, what="model")  # only GPT-2 has a converter wired here
+    cfg = HookedTransformerConfig(
+        d_model=hf_cfg.n_embd,
+        d_head=hf_cfg.n_embd // hf_cfg.n_head,
+        n_heads=hf_cfg.n_head,
+        d_mlp=hf_cfg.n_inner or 4 * hf_cfg.n_embd,
+        n_layers=hf_cfg.n_layer,
+        n_ctx=hf_cfg.n_positions,
+        eps=hf_cfg.layer_norm_epsilon,
+        d_vocab=hf_cfg.vocab_size,
+        act_fn=hf_cfg.activation_function,
+        use_attn_scale=bool(getattr(hf_cfg, "scale_attn_weights", True)),
+        scale_attn_by_inverse_layer_idx=bool(hf_cfg.scale_attn_by_inverse_layer_idx),
+        normalization_type="LN",
+        positional_embedding_type="standard",
+        original_architecture="GPT2LMHeadModel",
+        model_name=str(getattr(hf_cfg, "name_or_path", "") or "gpt2-local"),
+        tokenizer_prepends_bos=False,
+        default_prepend_bos=True,
+        device=str(device),
+        dtype=hf_model.dtype,
+    )
+    model = HookedTransformer(cfg)
+    state = convert_gpt2_weights(hf_model, cfg)
+    model.load_state_dict({k: v.detach().clone() for k, v in state.items()}, strict=False)
+    if tokenizer is not None:
+        # TL reloads the tokenizer by name_or_path to add BOS handling: the folder path works
+        model.set_tokenizer(tokenizer, default_padding_side="right")
+    return model.to(device).eval()

@@ -1,0 +1,51 @@
+"""Measure cross-backend parity on a tiny GPT-2 (fp32, CPU): max abs differences vs TransformerLens.
+
+Usage: PYTHONPATH=. python scripts/backend_parity.py [MODEL]   (MODEL: a local HF GPT-2 folder or zoo name;
+default: a fresh tiny GPT-2 built like tests/backends/conftest.py's fixture)
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+
+def main() -> None:
+    warnings.simplefilter("ignore")
+    from mi_assert import load_model
+    from tests.backends.conftest import make_tiny_gpt2
+    from tests.backends.test_parity import _interventions, _max_gap, _tokens
+
+    source = sys.argv[1] if len(sys.argv) > 1 else str(make_tiny_gpt2(Path(tempfile.mkdtemp())))
+    handles = {b: load_model(source, backend=b, device="cpu") for b in ("transformer_lens", "bridge", "nnsight")}
+    ref = handles["transformer_lens"]
+    names = ref.hook_names()
+    tokens = _tokens()
+    ref_logits, ref_cache = ref.run_with_cache(tokens, names, check_nan=False)
+    hooks = [n for n in names if "attn_scores" not in n]
+
+    def metric(logits: torch.Tensor) -> torch.Tensor:
+        return logits[:, -1, 5] - logits[:, -1, 7]
+
+    _, _, ref_grads = ref.gradients(tokens, hooks, metric)
+    ivs = _interventions(ref, tokens)
+    print(f"model {source}; tokens {tuple(tokens.shape)}; {len(names)} canonical hooks; {len(ivs)} intervention sets")
+    print("| backend | logits | activations (all hooks) | logits under interventions | gradients |")
+    print("|---|---|---|---|---|")
+    for backend in ("bridge", "nnsight"):
+        h = handles[backend]
+        logits, cache = h.run_with_cache(tokens, names, check_nan=False)
+        act_gap = max(_max_gap(cache[n], ref_cache[n]) for n in names)
+        iv_gap = max(_max_gap(h.run_with_interventions(tokens, iv)[0], ref.run_with_interventions(tokens, iv)[0])
+                     for iv in ivs)
+        _, _, grads = h.gradients(tokens, hooks, metric)
+        grad_gap = max(_max_gap(grads[n], ref_grads[n]) for n in hooks)
+        print(f"| {backend} | {_max_gap(logits, ref_logits):.1e} | {act_gap:.1e} | {iv_gap:.1e} | {grad_gap:.1e} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Fixtures for backend tests: a tiny Hugging Face GPT-2 with a tokenizer, loaded on every backend."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+BACKENDS = ("transformer_lens", "bridge", "nnsight")
+#: fp32 parity tolerance (max abs difference) between backends, for logits and activations
+ATOL = 1e-4
+
+
+def make_tiny_gpt2(path: Path, seed: int = 0) -> Path:
+    """A 2-layer GPT-2 (d_model 64, 4 heads, 64 positions) + a WordLevel tokenizer, saved to ``path``."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    words = ["<bos>", "<pad>"] + [f"w{i}" for i in range(98)]
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="w0"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<bos>",
+                                        eos_token="<bos>", pad_token="<pad>", unk_token="w0")
+    torch.manual_seed(seed)
+    config = GPT2Config(n_layer=2, n_embd=64, n_head=4, n_positions=64, vocab_size=len(words),
+                        bos_token_id=0, eos_token_id=0)
+    model = GPT2LMHeadModel(config)
+    with torch.no_grad():  # larger than the 0.02 init so heads and MLPs do visible work
+        for p in model.parameters():
+            p.mul_(5.0 if p.ndim == 2 else 1.0)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"))
+
+
+def _zoo_tiny_gpt2() -> Path | None:
+    from mi_assert.zoo import registry
+
+    folder = registry.get("tiny-gpt2").checkpoint_dir(0)
+    return folder if (folder / "config.json").exists() else None
+
+
+@pytest.fixture(scope="session", params=["tmp", "zoo"])
+def gpt2_handles(request: pytest.FixtureRequest, tiny_gpt2_dir: Path) -> dict:
+    """{backend: handle} for one tiny GPT-2 checkpoint (the test's own, and the zoo's when built)."""
+    from mi_assert import load_model
+
+    if request.param == "zoo":
+        if _zoo_tiny_gpt2() is None:
+            pytest.skip("zoo checkpoint tiny-gpt2 not built yet (python -m mi_assert.zoo build tiny-gpt2)")
+        source = "tiny-gpt2"
+    else:
+        source = str(tiny_gpt2_dir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {b: load_model(source, backend=b, device="cpu") for b in BACKENDS}
