@@ -51,11 +51,16 @@ _LAZY: dict[str, str] = {
     "assert_logit_lens": "mi_assert.causal.attribution",
     "assert_probe_accuracy": "mi_assert.causal.probes",
     "assert_composition": "mi_assert.causal.composition",
+    "direct_logit_attribution": "mi_assert.causal.attribution",
+    "composition_score": "mi_assert.causal.composition",
     # SAE claims (issue: SAE)
     "assert_sae_reconstruction": "mi_assert.sae.assertions",
     "assert_feature_recovery": "mi_assert.sae.assertions",
     "assert_feature_fires": "mi_assert.sae.assertions",
     "assert_feature_steering": "mi_assert.sae.assertions",
+    # reports, sweeps (issue: reports)
+    "checkpoints_of": "mi_assert.zoo.checkpoint_list",
+    "progress": "mi_assert.report.progress",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

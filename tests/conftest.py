@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch  # noqa: F401  -- pytester in-process runs must not be the first to import torch (re-import crashes)
 
 pytest_plugins = ["pytester"]
 

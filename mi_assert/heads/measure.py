@@ -1,0 +1,427 @@
+"""Measure one head role on every head of a model, over seeds and conditions.
+
+:func:`measure_role` does the model work once (one batched forward pass per prompt batch for
+attention roles; one weight product per layer for copying) and keeps per-sample scores for
+*every* head. Claims about any head are then pure statistics on those samples
+(:meth:`RoleMeasurement.claim` → :class:`~mi_assert.stats.claims.ClaimSpec`), which is what the
+``assert_*`` helpers, :func:`~mi_assert.heads.discovery.find_heads`, the failure hints and the
+calibration tests share.
+
+Rows of samples (see :mod:`mi_assert.stats.claims`):
+
+* attention roles: one row per (sampling seed, model seed, repeat length); a seed passes only
+  when every repeat length passes;
+* copying: one row per (sampling seed, model seed) over the seed's token draw.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from mi_assert.backends import ModelHandle, as_handle
+from mi_assert.errors import MiAssertInputError, suggest
+from mi_assert.heads.copying import copying_draw, eigenvalue_score, random_eigenvalue_score
+from mi_assert.heads.names import Head, head_name
+from mi_assert.heads.prompts import (
+    DEFAULT_REPEAT_LENS,
+    Split,
+    fit_repeat_lens,
+    repeated_prompt_rows,
+    user_prompt_rows,
+)
+from mi_assert.heads.scores import ATTENTION_ROLES, attention_scores, resolve_role
+from mi_assert.stats.claims import ClaimSpec, RowKey
+from mi_assert.stats.evidence import Evidence
+
+
+@dataclass(frozen=True)
+class RoleInfo:
+    """Defaults and wording for one role. ``threshold`` is on the role's standard score."""
+
+    threshold: float
+    metric: str
+    noun: str
+    plural: str
+    why: str
+
+
+#: Default thresholds and why (each is overridable with ``threshold=``).
+ROLE_INFO: dict[str, RoleInfo] = {
+    "induction": RoleInfo(
+        0.4, "induction score", "an induction head", "induction heads",
+        "0.4 on the standard induction score (mean attention on the token after the earlier copy "
+        "of the current token): the cut-off of TransformerLens's head-detector demo and ARENA 1.2"),
+    "previous_token": RoleInfo(
+        0.4, "previous-token score", "a previous-token head", "previous-token heads",
+        "0.4 mean attention on position i-1, the cut-off ARENA 1.2's prev_attn_detector uses"),
+    "duplicate_token": RoleInfo(
+        0.4, "duplicate-token score", "a duplicate-token head", "duplicate-token heads",
+        "0.4 mean attention on earlier copies of the current token, the same detector "
+        "convention as the other TL/ARENA head detectors"),
+    "bos": RoleInfo(
+        0.5, "attention to BOS", "an attention sink (attends to BOS)", "attention sinks",
+        "0.5: BOS gets the majority of the head's attention, averaged over query positions. "
+        "The prompts repeat their tokens, so half the positions offer content; a head that "
+        "falls back to BOS only where content is missing (an induction head on the first "
+        "repeat) stays below a majority, while the detector convention of 0.4 would call it a sink"),
+    "copying": RoleInfo(
+        0.9, "OV diagonal percentile", "a copying head", "copying heads",
+        "0.9: attending to token t makes t outrank 90% of the vocabulary on average; a random "
+        "OV circuit of the same shapes scores 0.5 (measured each call, shown in details)"),
+}
+
+
+@dataclass(frozen=True)
+class HeadOptions:
+    """Options every head assertion accepts (``**options``); see docs/heads.md.
+
+    threshold: the bound must clear it (default per role, :data:`ROLE_INFO`).
+    alpha: one-sided level per row (Holm-adjusted per member for several heads).
+    seeds: sampling seeds; each draws fresh held-out prompts.
+    model_seeds: training seeds of a zoo model to check too (model given as a zoo spec or a
+        handle whose ``meta`` has ``"zoo"``); ``None``: only the model given.
+    quorum: how many (sampling seed, model seed) pairs must pass; default all.
+    n_prompts: prompts per repeat length per seed.
+    repeat_lens: repeat lengths (default :data:`DEFAULT_REPEAT_LENS`, shortened to fit n_ctx).
+    vocab_fraction: share of the allowed vocabulary each prompt set draws from.
+    prompts: your own token ids / strings / PromptSet instead of generated ones (then one row;
+        sampling seeds are not used).
+    batch_size: prompts per forward pass.
+    n_resamples: bootstrap resamples.
+    n_tokens, max_columns: copying: row tokens per seed and comparison columns.
+    """
+
+    threshold: float | None = None
+    alpha: float = 0.05
+    seeds: tuple[int, ...] = (0, 1, 2)
+    model_seeds: tuple[int, ...] | None = None
+    quorum: int | float | None = None
+    n_prompts: int = 32
+    repeat_lens: tuple[int, ...] | None = None
+    vocab_fraction: float = 0.5
+    prompts: Any = None
+    batch_size: int = 64
+    n_resamples: int = 2000
+    n_tokens: int = 256
+    max_columns: int = 4096
+
+
+OPTION_NAMES: tuple[str, ...] = tuple(f.name for f in fields(HeadOptions))
+
+
+def parse_options(options: dict[str, Any]) -> HeadOptions:
+    """Validate ``**options`` (unknown names and bad values raise, naming what is allowed)."""
+    unknown = [k for k in options if k not in OPTION_NAMES]
+    if unknown:
+        raise MiAssertInputError(
+            f"unknown option(s) {', '.join(map(repr, unknown))}.{suggest(unknown[0], OPTION_NAMES)} "
+            f"Allowed: {', '.join(OPTION_NAMES)}"
+        )
+    opts = dict(options)
+    for key in ("seeds", "model_seeds", "repeat_lens"):
+        if opts.get(key) is not None:
+            value = opts[key]
+            value = (value,) if isinstance(value, int) else tuple(value)
+            if not value or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                    for v in value):
+                raise MiAssertInputError(f"{key} must be a non-empty sequence of ints; got {options[key]!r}")
+            if len(set(value)) != len(value):
+                raise MiAssertInputError(f"{key} has repeated values: {list(value)}")
+            opts[key] = tuple(int(v) for v in value)
+    parsed = HeadOptions(**opts)
+    if not 0 < parsed.alpha < 0.5:
+        raise MiAssertInputError(f"alpha must lie in (0, 0.5); got {parsed.alpha}")
+    for key in ("n_prompts", "batch_size", "n_resamples", "n_tokens", "max_columns"):
+        value = getattr(parsed, key)
+        if not isinstance(value, int) or value < (2 if key in ("n_prompts", "n_tokens") else 1):
+            raise MiAssertInputError(f"{key} must be a positive integer (n_prompts, n_tokens >= 2); got {value!r}")
+    if parsed.threshold is not None and not np.isfinite(parsed.threshold):
+        raise MiAssertInputError(f"threshold must be a finite number; got {parsed.threshold!r}")
+    return parsed
+
+
+@dataclass
+class RoleMeasurement:
+    """Per-sample scores of one role for every head, keyed by row (seed, model seed, condition)."""
+
+    role: str
+    rows: dict[RowKey, np.ndarray]  # each [n_samples, n_layers, n_heads]
+    n_layers: int
+    n_heads: int
+    options: HeadOptions
+    settings: dict[str, Any]
+    model_info: dict[str, Any]
+    example: dict[str, Any] = field(default_factory=dict)
+    #: extra per-head details, computed on first use (e.g. copying's eigenvalue score)
+    head_details: Callable[[Head], dict[str, Any]] | None = None
+
+    @property
+    def info(self) -> RoleInfo:
+        return ROLE_INFO[self.role]
+
+    @property
+    def threshold(self) -> float:
+        return self.info.threshold if self.options.threshold is None else float(self.options.threshold)
+
+    def mean_scores(self) -> np.ndarray:
+        """``[n_layers, n_heads]``: mean over rows of each row's mean score."""
+        return np.mean([arr.mean(0) for arr in self.rows.values()], axis=0)
+
+    def ranking(self) -> list[tuple[int, int, float]]:
+        means = self.mean_scores()
+        order = sorted(((float(means[l_, h_]), l_, h_) for l_ in range(self.n_layers)
+                        for h_ in range(self.n_heads)), key=lambda t: (-t[0], t[1], t[2]))
+        return [(l_, h_, s) for s, l_, h_ in order]
+
+    def best_heads_text(self, k: int = 5) -> str:
+        top = self.ranking()[:k]
+        listed = ", ".join(f"{head_name(l_, h_)} {s:.3f}" for l_, h_, s in top)
+        return f"best-scoring heads for {self.role} on these prompts ({self.info.metric}): {listed}"
+
+    def claim(self, head: Head) -> ClaimSpec:
+        """The statistical claim "``head`` plays this role" on the measured samples."""
+        layer, h = head
+        name = head_name(layer, h)
+        figures: dict[str, Any] = {}
+        pattern = self.example.get("patterns")
+        if pattern is not None and layer in pattern:
+            figures["pattern"] = {
+                "kind": "pattern", "data": pattern[layer][h].numpy(),
+                "tokens": self.example["tokens"], "xlabel": "key position",
+                "ylabel": "query position",
+                "title": f"{name} attention on one held-out prompt ({self.example['label']})",
+            }
+        details = self.head_details(head) if self.head_details is not None else {}
+        return ClaimSpec(
+            claim=f"{name} is {self.info.noun}", metric=self.info.metric,
+            samples={key: arr[:, layer, h] for key, arr in self.rows.items()},
+            threshold=self.threshold, alternative="greater", quorum=self.options.quorum,
+            settings={**self.settings, "head": name}, model_info=self.model_info,
+            details=details, figures=figures, n_resamples=self.options.n_resamples,
+        )
+
+    def evidence(self, head: Head) -> Evidence:
+        """The claim for one head evaluated at ``alpha`` (what ``assert_*`` returns for it)."""
+        return self.claim(head).evaluate(self.options.alpha)
+
+
+def _model_handles(handle: ModelHandle, model_seeds: Sequence[int] | None) -> list[tuple[int | None, ModelHandle]]:
+    """The handle per model seed (loading other training seeds of a zoo model)."""
+    if model_seeds is None:
+        return [(None, handle)]
+    zoo = getattr(handle, "meta", {}).get("zoo")
+    if zoo is None:
+        raise MiAssertInputError(
+            f"model_seeds={list(model_seeds)} needs a zoo model (a spec like "
+            f"'attn-only-2l-induction@s0' or a handle from mi_assert.load_model of a zoo name); "
+            f"{handle.spec!r} has no training seeds mi-assert knows of"
+        )
+    from mi_assert.loading import load_model
+
+    own = getattr(handle, "meta", {}).get("model_seed")
+    out: list[tuple[int | None, ModelHandle]] = []
+    for seed in model_seeds:
+        if seed == own:
+            out.append((seed, handle))
+        else:
+            out.append((seed, load_model(f"{zoo}@s{seed}", backend=handle.backend,
+                                         device=str(handle.device))))
+    return out
+
+
+def resolve_model(model: Any) -> ModelHandle:
+    """A handle from a model object, a handle, or a zoo spec / path string."""
+    if isinstance(model, str):
+        from mi_assert.loading import load_model
+
+        return load_model(model)
+    return as_handle(model)
+
+
+def measure_role(model: Any, role: str, split: Split = "heldout", **options: Any) -> RoleMeasurement:
+    """Score ``role`` for every head of ``model`` over seeds, model seeds and conditions.
+
+    ``split="heldout"`` (assertions) draws prompts from ``seed + HELDOUT_OFFSET``;
+    ``"fit"`` (discovery) from ``seed``. ``options``: see :class:`HeadOptions`.
+    """
+    return measure_roles(model, [role], split, **options)[resolve_role(role)]
+
+
+def measure_roles(model: Any, roles: Sequence[str], split: Split = "heldout",
+                  **options: Any) -> dict[str, RoleMeasurement]:
+    """:func:`measure_role` for several roles at once: attention roles share forward passes."""
+    wanted = list(dict.fromkeys(resolve_role(r) for r in roles))
+    if not wanted:
+        raise MiAssertInputError("roles is empty: name at least one head role")
+    if split not in ("fit", "heldout"):
+        raise MiAssertInputError(f"split {split!r}: allowed 'fit' or 'heldout'")
+    opts = parse_options(options)
+    handle = resolve_model(model)
+    handles = _model_handles(handle, opts.model_seeds)
+    for _, other in handles[1:]:
+        if (other.n_layers, other.n_heads) != (handle.n_layers, handle.n_heads):
+            raise MiAssertInputError(f"model seeds differ in shape: {other!r} vs {handle!r}")
+    if "bos" in wanted and handle.bos_token_id is None:
+        raise MiAssertInputError(
+            f"model {handle.spec!r} has no BOS token, so 'attends to BOS' is undefined; "
+            "set handle.meta['bos_token_id'] or use a model that prepends BOS"
+        )
+    common: dict[str, Any] = {"split": split, "alpha": opts.alpha}
+    if opts.model_seeds is not None:
+        common["model_seeds"] = list(opts.model_seeds)
+        common["checkpoints"] = {ms: h.checkpoint_hash() for ms, h in handles}
+    model_info = handle.describe()
+    out: dict[str, RoleMeasurement] = {}
+    attention = [r for r in wanted if r in ATTENTION_ROLES]
+    if attention:
+        settings = dict(common)
+        rows, example = _cached_attention(attention, handles, opts, settings)
+        for role in attention:
+            out[role] = RoleMeasurement(
+                role=role, rows=rows[role], n_layers=handle.n_layers, n_heads=handle.n_heads,
+                options=opts, settings=_role_settings(role, opts, settings),
+                model_info=model_info, example=example)
+    if "copying" in wanted:
+        settings = dict(common)
+        rows_c, head_details = _measure_copying(handles, opts, settings)
+        out["copying"] = RoleMeasurement(
+            role="copying", rows=rows_c, n_layers=handle.n_layers, n_heads=handle.n_heads,
+            options=opts, settings=_role_settings("copying", opts, settings),
+            model_info=model_info, head_details=head_details)
+    return {role: out[role] for role in wanted}
+
+
+def _role_settings(role: str, opts: HeadOptions, settings: dict[str, Any]) -> dict[str, Any]:
+    info = ROLE_INFO[role]
+    threshold = info.threshold if opts.threshold is None else opts.threshold
+    return {"role": role, "threshold": threshold,
+            "threshold_why": info.why if opts.threshold is None else "given by the caller",
+            **settings}
+
+
+#: recent attention measurements per handle: {handle: {key: (rows, example, settings)}}
+_ATTENTION_CACHE: weakref.WeakKeyDictionary[ModelHandle, OrderedDict[tuple, Any]] = (
+    weakref.WeakKeyDictionary())
+_CACHE_SIZE = 8
+
+
+def _weights_fingerprint(handle: ModelHandle) -> tuple | None:
+    """Identity of the current weights: each parameter's storage and in-place version counter.
+
+    Any in-place edit (``W[...] = x`` under no_grad, ``load_state_dict``, ``copy_``) bumps a
+    version, and re-assigning ``.data`` changes the storage, so a stale entry is never reused.
+    """
+    module = getattr(handle, "module", None) or handle.model
+    try:
+        return tuple((p.data_ptr(), p._version) for p in module.parameters())
+    except (AttributeError, TypeError, RuntimeError):
+        return None
+
+
+def clear_cache() -> None:
+    """Forget cached attention measurements (they are also dropped with their handle)."""
+    _ATTENTION_CACHE.clear()
+
+
+def _cached_attention(
+    roles: list[str], handles: list[tuple[int | None, ModelHandle]], opts: HeadOptions,
+    settings: dict[str, Any],
+) -> tuple[dict[str, dict[RowKey, np.ndarray]], dict[str, Any]]:
+    """:func:`_measure_attention` for all attention roles at once, reused while the weights
+    and prompt options are unchanged (several assertions on one model share forward passes).
+    Caller-given prompts and model seeds are not cached."""
+    handle = handles[0][1]
+    fingerprint = _weights_fingerprint(handle)
+    if opts.prompts is not None or opts.model_seeds is not None or fingerprint is None:
+        return _measure_attention(roles, handles, opts, settings)
+    key = (fingerprint, settings["split"], opts.seeds, opts.n_prompts, opts.repeat_lens,
+           opts.vocab_fraction, opts.batch_size)
+    try:
+        per_handle = _ATTENTION_CACHE.setdefault(handle, OrderedDict())
+    except TypeError:  # handle cannot be weakly referenced
+        return _measure_attention(roles, handles, opts, settings)
+    if key not in per_handle:
+        new_settings = dict(settings)
+        rows, example = _measure_attention(list(ATTENTION_ROLES), handles, opts, new_settings)
+        per_handle[key] = (rows, example, new_settings)
+        while len(per_handle) > _CACHE_SIZE:
+            per_handle.popitem(last=False)
+    per_handle.move_to_end(key)
+    rows, example, cached_settings = per_handle[key]
+    settings.update(cached_settings)
+    return {role: rows[role] for role in roles}, example
+
+
+def _measure_attention(
+    roles: list[str], handles: list[tuple[int | None, ModelHandle]], opts: HeadOptions,
+    settings: dict[str, Any],
+) -> tuple[dict[str, dict[RowKey, np.ndarray]], dict[str, Any]]:
+    base = handles[0][1]
+    if opts.prompts is not None:
+        settings["prompts"] = "given by the caller (sampling seeds not used)"
+        prompt_rows = {0: user_prompt_rows(base, opts.prompts)}
+        seeds: tuple[int, ...] = (0,)
+    else:
+        lens, note = fit_repeat_lens(base, opts.repeat_lens or DEFAULT_REPEAT_LENS,
+                                     explicit=opts.repeat_lens is not None)
+        settings.update(seeds=list(opts.seeds), n_prompts=opts.n_prompts, repeat_lens=lens,
+                        vocab_fraction=opts.vocab_fraction)
+        if note:
+            settings["repeat_lens_note"] = note
+        seeds = opts.seeds
+        prompt_rows = {s: repeated_prompt_rows(base, s, lens, opts.n_prompts, settings["split"],
+                                               opts.vocab_fraction) for s in seeds}
+    rows: dict[str, dict[RowKey, np.ndarray]] = {role: {} for role in roles}
+    example: dict[str, Any] = {}
+    for model_seed, handle in handles:
+        for seed in seeds:
+            for prow in prompt_rows[seed]:
+                scores, patterns = attention_scores(handle, roles, prow.tokens.to(handle.device),
+                                                    batch_size=opts.batch_size,
+                                                    keep_example=not example)
+                for role in roles:
+                    rows[role][RowKey(seed, model_seed, prow.label)] = (
+                        scores[role].numpy().astype(np.float64))
+                if not example:
+                    example.update(patterns=patterns, tokens=prow.tokens[0].tolist(),
+                                   label=f"seed {seed}, {prow.label}, prompt 0")
+    return rows, example
+
+
+def _measure_copying(
+    handles: list[tuple[int | None, ModelHandle]], opts: HeadOptions, settings: dict[str, Any],
+) -> tuple[dict[RowKey, np.ndarray], Callable[[Head], dict[str, Any]]]:
+    if opts.prompts is not None:
+        raise MiAssertInputError("prompts= does not apply to copying: it is a weight-based claim")
+    base = handles[0][1]
+    settings.update(seeds=list(opts.seeds), n_tokens=opts.n_tokens, max_columns=opts.max_columns)
+    rows: dict[RowKey, np.ndarray] = {}
+    baselines: list[float] = []
+    for model_seed, handle in handles:
+        for seed in opts.seeds:
+            draw = copying_draw(handle, seed, opts.n_tokens, opts.max_columns)
+            rows[RowKey(seed, model_seed, "")] = draw.scores.numpy()
+            baselines.append(float(draw.baseline.mean()))
+            settings["n_tokens"], settings["n_columns"] = draw.n_tokens, draw.n_columns
+    mean_baseline = float(np.mean(baselines))
+    per_seed = ", ".join(f"{b:.3f}" for b in baselines)
+    memo: dict[str, Any] = {}
+
+    def head_details(head: Head) -> dict[str, Any]:
+        # eigenvalues cost a d_head x d_head eigendecomposition per head: only for heads asked
+        if "random" not in memo:
+            memo["random"] = random_eigenvalue_score(base, opts.seeds[0])
+        return {
+            "eigenvalue_copying_score": round(eigenvalue_score(base, *head), 4),
+            "random_baseline": f"random OV circuit of the same shapes: diagonal percentile "
+                               f"{mean_baseline:.3f} (per seed {per_seed}); eigenvalue score "
+                               f"{memo['random']:.3f}",
+        }
+
+    return rows, head_details

@@ -1,0 +1,58 @@
+"""The work a sweep cannot avoid, in FLOPs, and device timing helpers.
+
+Floor of the all-heads output sweep (issue text): for each patched layer L, the layers from L
+onward, once per head, the unpatched prefix shared, logits only where the metric reads them.
+Divided by the measured fp32 matmul rate, it is the time no exact implementation can beat.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+
+def layer_flops(d_model: int, n_heads: int, d_head: int, d_mlp: int, batch: int, n_pos: int) -> float:
+    """Matmul FLOPs of one transformer block on ``[batch, n_pos]`` (causal attention pairs)."""
+    hd = n_heads * d_head
+    per_token = 2 * (3 * d_model * hd + hd * d_model + 2 * d_model * d_mlp)
+    pairs = n_pos * (n_pos + 1) / 2
+    attention = batch * n_heads * 2 * 2 * pairs * d_head
+    return batch * n_pos * per_token + attention
+
+
+def head_sweep_floor_flops(n_layers: int, d_model: int, n_heads: int, d_head: int, d_mlp: int,
+                           d_vocab: int, batch: int, n_pos: int) -> float:
+    """FLOPs of the all-heads output sweep's floor (see the module docstring)."""
+    per_layer = layer_flops(d_model, n_heads, d_head, d_mlp, batch, n_pos)
+    layers_run = sum(n_layers - layer for layer in range(n_layers)) * n_heads
+    logits = n_layers * n_heads * batch * 2 * d_model * d_vocab
+    return layers_run * per_layer + logits
+
+
+def synchronize(device: Any) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_calls(fn: Callable[[], Any], device: Any, warmup: int = 1, repeat: int = 5) -> list[float]:
+    """Wall seconds of each of ``repeat`` calls, the device synchronised before and after each."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    times: list[float] = []
+    for _ in range(repeat):
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])

@@ -1,0 +1,44 @@
+"""Turn what assertions recorded (:mod:`mi_assert.record`) into report records.
+
+Runs where the evidence was made (an xdist worker or the only process); the result is plain
+data that pytest can ship to the controller on the test report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from mi_assert.report.figures import figures_to_plain
+from mi_assert.report.schema import make_record
+
+
+def to_records(recorded: Iterable[Any],
+               fallback_model: Callable[[], Mapping[str, Any] | None] | None = None) -> list[dict[str, Any]]:
+    """``Recorded`` objects → record dicts; evidence without ``model`` gets ``fallback_model()``."""
+    out = []
+    for rec in recorded:
+        ev = rec.evidence.to_dict()
+        if not ev.get("model") and fallback_model is not None:
+            model = fallback_model()
+            if model:
+                ev["model"] = dict(model)
+        out.append(make_record(ev, rec.context, figures_to_plain(getattr(rec.evidence, "figures", {}))))
+    return out
+
+
+def junit_properties(records: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """Key figures of each claim as junit-xml ``<property>`` pairs (``mi.K.estimate`` ...)."""
+    props: list[tuple[str, str]] = []
+    for k, rec in enumerate(records):
+        ev = rec["evidence"]
+        props.append((f"mi.{k}.claim", str(ev.get("claim"))))
+        for field in ("metric", "estimate", "low", "high", "bound", "threshold", "alternative", "n",
+                      "verdict"):
+            props.append((f"mi.{k}.{field}", str(ev.get(field))))
+        model = ev.get("model") or {}
+        if model:
+            props.append((f"mi.{k}.model", f"{model.get('spec')}#{model.get('checkpoint')}"))
+        if rec.get("checkpoint"):
+            props.append((f"mi.{k}.checkpoint", str(rec["checkpoint"].get("label"))))
+    return props

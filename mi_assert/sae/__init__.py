@@ -1,0 +1,31 @@
+"""SAE claims on SAELens SAEs: reconstruction, feature recovery, firing and steering.
+
+Public entry points (also importable from ``mi_assert``): :func:`assert_sae_reconstruction`,
+:func:`assert_feature_recovery`, :func:`assert_feature_fires`, :func:`assert_feature_steering`,
+and :func:`load_sae` (zoo names, local ``save_model`` folders, SAELens hub releases).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "assert_sae_reconstruction": "mi_assert.sae.assertions",
+    "assert_feature_recovery": "mi_assert.sae.assertions",
+    "assert_feature_fires": "mi_assert.sae.assertions",
+    "assert_feature_steering": "mi_assert.sae.assertions",
+    "load_sae": "mi_assert.sae.zoo",
+    "sae_forward": "mi_assert.sae.metrics",
+    "make_superposition": "mi_assert.sae.synthetic",
+    "SuperpositionConfig": "mi_assert.sae.synthetic",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mi_assert.sae' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

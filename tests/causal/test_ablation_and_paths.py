@@ -1,0 +1,82 @@
+"""assert_ablation_effect and assert_path_patching on the planted model."""
+
+from __future__ import annotations
+
+import pytest
+
+import mi_assert
+from mi_assert import ClaimFailed
+from mi_assert.errors import MiAssertInputError
+
+
+@pytest.mark.parametrize("method", ["mean", "zero", "resample"])
+def test_ablating_the_induction_head_drops_the_metric(planted_pairs, method):
+    handle, gt, ps = planted_pairs
+    ev = mi_assert.assert_ablation_effect(handle, ps, gt.heads("induction"), method=method, min_drop=0.5)
+    assert ev.settings["ablation"] == method
+    with pytest.raises(ClaimFailed):
+        mi_assert.assert_ablation_effect(handle, ps, gt.heads("induction"), method=method, max_drop=0.3)
+
+
+@pytest.mark.parametrize("method", ["mean", "zero", "resample"])
+def test_ablating_a_distractor_changes_nothing(planted_pairs, method):
+    handle, gt, ps = planted_pairs
+    mi_assert.assert_ablation_effect(handle, ps, gt.heads("self"), method=method, max_drop=0.05)
+    with pytest.raises(ClaimFailed):
+        mi_assert.assert_ablation_effect(handle, ps, gt.heads("self"), method=method)
+
+
+def test_noise_ablation_scales(planted_pairs):
+    handle, gt, ps = planted_pairs
+    prev = gt.heads("previous_token")
+    # noise in the previous-token head scrambles the induction head's keys once it is large
+    # compared with the head's (sparse, one-hot) output; at 1% of its std nothing happens
+    mi_assert.assert_ablation_effect(handle, ps, prev, method="noise", noise_scale=8.0, min_drop=0.2)
+    mi_assert.assert_ablation_effect(handle, ps, prev, method="noise", noise_scale=0.01, max_drop=0.01)
+    with pytest.raises(ClaimFailed):
+        mi_assert.assert_ablation_effect(handle, ps, prev, method="noise", noise_scale=0.01, min_drop=0.2)
+
+
+def test_ablation_reference_and_bad_inputs(planted_pairs):
+    handle, gt, ps = planted_pairs
+    ev = mi_assert.assert_ablation_effect(handle, ps, gt.heads("induction"), reference="corrupted")
+    assert ev.settings["reference"] == "the corrupted prompts"
+    with pytest.raises(MiAssertInputError, match="method"):
+        mi_assert.assert_ablation_effect(handle, ps, gt.heads("induction"), method="mean_")
+    with pytest.raises(MiAssertInputError, match="same length"):
+        mi_assert.assert_ablation_effect(handle, ps, gt.heads("induction"), reference=ps.clean[:, :-2])
+
+
+def test_path_prev_token_to_induction_via_k_carries_the_effect(planted_pairs):
+    handle, gt, ps = planted_pairs
+    prev, ind = gt.heads("previous_token")[0], gt.heads("induction")
+    ev = mi_assert.assert_path_patching(handle, ps, sender=prev, receivers=ind,
+                                        receiver_input="k", min_recovery=0.9)
+    assert ev.settings["receiver_input"] == "k"
+    for via in ("q", "v"):
+        ev = mi_assert.assert_path_patching(handle, ps, sender=prev, receivers=ind,
+                                            receiver_input=via, max_recovery=0.05)
+        assert abs(ev.estimate) < 0.02
+        with pytest.raises(ClaimFailed):
+            mi_assert.assert_path_patching(handle, ps, sender=prev, receivers=ind, receiver_input=via)
+    mi_assert.assert_path_patching(handle, ps, sender=prev, receivers=ind, receiver_input="resid",
+                                   min_recovery=0.7)
+
+
+def test_direct_path_to_logits(planted_pairs):
+    handle, gt, ps = planted_pairs
+    mi_assert.assert_path_patching(handle, ps, sender=gt.heads("induction")[0], receivers="logits",
+                                   min_recovery=0.9)
+    # the previous-token head has no direct effect on the logits: it acts through the induction head
+    mi_assert.assert_path_patching(handle, ps, sender=gt.heads("previous_token")[0],
+                                   receivers="logits", max_recovery=0.05)
+
+
+def test_path_patching_bad_inputs(planted_pairs):
+    handle, gt, ps = planted_pairs
+    with pytest.raises(MiAssertInputError, match="no path"):
+        mi_assert.assert_path_patching(handle, ps, sender="L1H0", receivers=["L0H1"])
+    with pytest.raises(MiAssertInputError, match="receiver_input"):
+        mi_assert.assert_path_patching(handle, ps, sender="L0H0", receivers=["L1H0"], receiver_input="z")
+    with pytest.raises(MiAssertInputError, match="must be attention heads"):
+        mi_assert.assert_path_patching(handle, ps, sender="L0H0", receivers=["attn1"])
