@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 . .venv/bin/activate
 set +e
-python -m pytest tests -q -p no:cacheprovider "$@"
+python -m pytest tests -q -p no:cacheprovider -o mi_summary=false "$@"
 rc=$?
 set -e
 # pytest exits 5 when nothing was collected: treat as a failure of the test command itself.

@@ -257,7 +257,17 @@ class NNsightHandle(ModelHandle):
         for plan in plans:
             if plan.site.ops:
                 self._instrument(plan.site.path(plan.layer))
-        with self.model.trace(tokens):
+        # --mi-remote: route the trace through nnsight's remote path (NDIF, a host URL, or
+        # "local", nnsight's serialize-and-run simulation of it). Only HF wrappers can go remote.
+        remote = getattr(self, "remote", None)
+        if remote and not hasattr(self.model, "_remote_backend"):
+            raise MiAssertInputError(
+                f"remote execution ({remote!r}) needs a Hugging Face model wrapped by nnsight "
+                f"(TransformersModel / LanguageModel); {self.spec!r} is a "
+                f"{type(self.model).__name__}, which nnsight can only run locally"
+            )
+        trace_kwargs: dict[str, Any] = {"remote": remote} if remote else {}
+        with self.model.trace(tokens, **trace_kwargs):
             for plan in plans:
                 self._visit(plan, edits, wanted, captured, keep_graph, tokens.shape[0])
             for value in captured.values():

@@ -25,7 +25,7 @@ h1{font-size:22px;margin:0 0 4px} h2{font-size:18px;margin:28px 0 8px;border-bot
 .meta{color:#666;font-size:13px}
 .totals span{display:inline-block;margin-right:14px;font-weight:600}
 table{border-collapse:collapse;font-size:13px;background:#fff;width:100%}
-td.claim{min-width:260px} td.nodeid{word-break:break-all;max-width:420px}
+td.claim{min-width:260px} td.nodeid{word-break:break-all;min-width:300px;max-width:420px}
 th,td{border:1px solid #e0e0e0;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f0f0f0} td.num{font-family:Menlo,Consolas,monospace;text-align:right;white-space:nowrap}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-weight:700;font-size:12px;color:#fff}
@@ -84,6 +84,19 @@ def _ck(rec: Mapping[str, Any]) -> str:
     return f' <span class="meta">@{_e(ck.get("label"))}</span>' if ck else ""
 
 
+def is_expected_failure(rec: Mapping[str, Any]) -> bool:
+    """A FAIL verdict whose test passed (``pytest.raises``) or xfailed: the test expected it."""
+    return (rec["evidence"].get("verdict") == "FAIL"
+            and rec.get("test_outcome") in ("passed", "xfailed"))
+
+
+def _expected(rec: Mapping[str, Any]) -> str:
+    if not is_expected_failure(rec):
+        return ""
+    label = "xfail" if rec.get("test_outcome") == "xfailed" else "expected by test"
+    return f'<div class="meta">{label}</div>'
+
+
 def _claims_table(records: list[Mapping[str, Any]]) -> str:
     rows = []
     for i, rec in enumerate(records):
@@ -91,7 +104,7 @@ def _claims_table(records: list[Mapping[str, Any]]) -> str:
         cmp = "&gt;" if ev.get("alternative") == "greater" else "&lt;"
         model = ev.get("model") or {}
         rows.append(
-            f'<tr><td><span class="badge {_e(ev.get("verdict"))}">{_e(ev.get("verdict"))}</span></td>'
+            f'<tr><td><span class="badge {_e(ev.get("verdict"))}">{_e(ev.get("verdict"))}</span>{_expected(rec)}</td>'
             f'<td class="claim"><a href="#c{i}">{_e(ev.get("claim"))}</a>{_ck(rec)}</td><td>{_e(ev.get("metric"))}</td>'
             f'<td class="num">{_num(ev.get("estimate"))} [{_num(ev.get("low"))}, {_num(ev.get("high"))}]</td>'
             f'<td class="num">{_num(ev.get("bound"))} {cmp} {_num(ev.get("threshold"))}</td>'
@@ -173,7 +186,10 @@ def render_html(doc: Mapping[str, Any]) -> str:
            + "</div>",
            f'<p class="totals"><span>{_e(totals.get("claims", 0))} claims</span>'
            f'<span style="color:#2e7d32">{_e(totals.get("passed", 0))} passed</span>'
-           f'<span style="color:#c62828">{_e(totals.get("failed", 0))} failed</span></p>',
+           f'<span style="color:#c62828">{_e(totals.get("failed", 0))} failed</span>'
+           + (f'<span class="meta">of which {n_expected} expected by their tests '
+              '(pytest.raises / xfail)</span>' if (n_expected := sum(map(is_expected_failure, records))) else "")
+           + '</p>',
            "<h2>Claims</h2>", _claims_table(records) if records else "<p>No claims recorded.</p>"]
     if doc.get("comparison"):
         out.append(_comparison(doc["comparison"]))

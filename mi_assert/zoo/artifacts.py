@@ -17,7 +17,9 @@ import fcntl
 import hashlib
 import json
 import platform
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +130,30 @@ def single_thread_determinism() -> Iterator[None]:
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(was_deterministic)
+
+
+def train_to_folder(folder: Path, model_config: dict[str, Any], meta: dict[str, Any], seed: int,
+                    config: Any, train_model: Callable[..., tuple[Any, list[float]]]) -> Path:
+    """Train with ``train_model(seed, config, on_step=...)`` and write ``config.json``,
+    ``stepK.safetensors`` (at ``config.checkpoint_steps``), ``model.safetensors`` and
+    ``train_log.json`` to ``folder`` (torch only: no TransformerLens needed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.safetensors"):
+        old.unlink()
+    write_tl_config(folder, model_config, meta)
+
+    def save(step: int, model: Any) -> None:
+        if step in config.checkpoint_steps:
+            save_tl_weights(model.tl_state_dict(), folder / f"step{step}.safetensors", step)
+
+    start = time.perf_counter()
+    model, losses = train_model(seed, config, on_step=save)
+    seconds = time.perf_counter() - start
+    save_tl_weights(model.tl_state_dict(), folder / "model.safetensors", config.steps)
+    write_train_log(folder, {
+        "seed": seed, "steps": config.steps, "train_config": asdict(config),
+        "train_seconds": round(seconds, 2), "threads": 1,
+        "final_train_loss": sum(losses[-20:]) / 20, "loss_every_10_steps": losses[::10],
+        "n_params": sum(p.numel() for p in model.parameters()), **environment(),
+    })
+    return folder

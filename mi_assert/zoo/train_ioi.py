@@ -16,8 +16,7 @@ one CPU thread, deterministic kernels).
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -110,31 +109,11 @@ def train_to_folder(seed: int, out_root: Path = CHECKPOINT_ROOT,
                     config: IOITrainConfig = IOITrainConfig()) -> Path:
     """Train and write ``config.json``, ``stepK.safetensors``, ``model.safetensors`` and
     ``train_log.json`` to ``out_root/NAME/sSEED/`` (torch only: no TransformerLens needed)."""
-    folder = out_root / NAME / f"s{seed}"
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.safetensors"):
-        old.unlink()
-    artifacts.write_tl_config(folder, MODEL_CONFIG, {
+    return artifacts.train_to_folder(out_root / NAME / f"s{seed}", MODEL_CONFIG, {
         "bos_token_id": ioi.BOS_TOKEN_ID, "zoo": NAME, "seed": seed,
         "task": "synthetic IOI (mi_assert.prompts.ioi), loss at END only, fit templates",
         "vocab": "mi_assert.prompts.ioi.VOCAB",
-    })
-
-    def save(step: int, model: TLTwin) -> None:
-        if step in config.checkpoint_steps:
-            artifacts.save_tl_weights(model.tl_state_dict(), folder / f"step{step}.safetensors", step)
-
-    start = time.perf_counter()
-    model, losses = train_model(seed, config, on_step=save)
-    seconds = time.perf_counter() - start
-    artifacts.save_tl_weights(model.tl_state_dict(), folder / "model.safetensors", config.steps)
-    artifacts.write_train_log(folder, {
-        "seed": seed, "steps": config.steps, "train_config": asdict(config),
-        "train_seconds": round(seconds, 2), "threads": 1,
-        "final_train_loss": sum(losses[-20:]) / 20, "loss_every_10_steps": losses[::10],
-        "n_params": sum(p.numel() for p in model.parameters()), **artifacts.environment(),
-    })
-    return folder
+    }, seed, config, train_model)
 
 
 def finalize(seed: int, out_root: Path = CHECKPOINT_ROOT) -> dict[str, Any]:
