@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ def load_model(
     device: str | torch.device | None = "auto",
     dtype: str | torch.dtype | None = None,
     seed: int | None = None,
+    debug: bool | None = None,
     **load_kwargs: Any,
 ) -> ModelHandle:
     """Load a model as a :class:`ModelHandle`.
@@ -58,7 +60,10 @@ def load_model(
 
     ``backend``: ``transformer_lens`` | ``bridge`` | ``nnsight``; the default is
     ``transformer_lens`` for zoo TL models and hub names, ``nnsight`` for local HF folders.
-    ``seed`` picks a zoo model's training seed (or a planted model's draw). Extra keyword
+    ``seed`` picks a zoo model's training seed (or a planted model's draw). ``debug`` (default:
+    the ``MI_ASSERT_DEBUG`` environment variable) checks the residual-stream identities
+    (resid_pre + attn_out = resid_mid, resid_mid + mlp_out = resid_post) right after loading,
+    catching hook aliases that point at the wrong tensors. Extra keyword
     arguments pass to the underlying loader (e.g. ``n_devices``, ``device_map``).
     """
     if backend is not None and backend not in BACKENDS:
@@ -83,7 +88,21 @@ def load_model(
         handle = _load_hub(spec, backend or "transformer_lens", dev, dt, load_kwargs)
     handle.load_kwargs = {"backend": handle.backend, "device": str(dev),
                           "dtype": str(dt) if dt else None, "seed": seed, **load_kwargs}
+    if debug if debug is not None else os.environ.get("MI_ASSERT_DEBUG", "") not in ("", "0"):
+        check_on_load(handle)
     return handle
+
+
+def check_on_load(handle: ModelHandle, n_prompts: int = 2, n_tokens: int = 8) -> None:
+    """Debug-mode check that the backend's hook names point at the right tensors.
+
+    Alias drift between library versions (a ``hook_resid_mid`` that is really something else)
+    breaks every claim silently; the residual identities catch it. Raises ``AssertionError``.
+    """
+    gen = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, handle.d_vocab, (n_prompts, min(n_tokens, handle.n_ctx)), generator=gen)
+    atol = 1e-4 if handle.dtype in (torch.float32, torch.float64) else 5e-2
+    handle.check_residual_identities(tokens, atol=atol)
 
 
 def _looks_like_hub_name(spec: str) -> bool:
