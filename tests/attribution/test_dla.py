@@ -182,7 +182,6 @@ def test_equal_correct_and_wrong_is_an_input_error(planted, induction_batch):
 
 def test_same_numbers_through_the_nnsight_backend(planted, induction_batch):
     """DLA and the logit lens use only handle primitives: another backend gives the same values."""
-    pytest.importorskip("nnsight")
     from mi_assert.causal.attribution import logit_lens_ranks
 
     handle, _ = planted

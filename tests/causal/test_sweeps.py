@@ -76,12 +76,7 @@ def test_equal_to_transformer_lens_on_the_planted_model(planted_pairs, site, pos
 
 
 def test_equal_on_a_trained_zoo_model_with_mlps():
-    from mi_assert.errors import ModelUnavailableError
-
-    try:
-        handle = mi_assert.load_model("ioi-small@s0", device="cpu")
-    except ModelUnavailableError as exc:
-        pytest.skip(f"ioi-small@s0 not available: {exc}")
+    handle = mi_assert.load_model("ioi-small@s0", device="cpu")  # committed zoo checkpoint
     split = __import__("mi_assert.prompts.generators", fromlist=["make_split"]).make_split(
         handle, "ioi", 0, n_prompts=6)
     ps = split.fit

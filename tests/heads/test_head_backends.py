@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -11,13 +9,10 @@ import mi_assert
 from mi_assert.heads.measure import measure_roles
 
 ROLES = ("induction", "previous_token", "duplicate_token", "bos", "copying")
-NNSIGHT_BACKEND = Path(mi_assert.__file__).parent / "backends" / "nnsight_backend.py"
 
 
 @pytest.fixture(scope="module")
 def nnsight_planted():
-    if not NNSIGHT_BACKEND.exists():  # written in parallel by the backends engineer
-        pytest.skip("mi_assert/backends/nnsight_backend.py does not exist yet")
     return mi_assert.load_model("planted-induction@s0", backend="nnsight", device="cpu")
 
 

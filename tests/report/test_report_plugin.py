@@ -130,7 +130,6 @@ def test_not_induction(mi_model, mi_seed):
 
 
 def test_xdist_report_equals_serial_report(pytester: pytest.Pytester) -> None:
-    pytest.importorskip("xdist")
     pytester.makepyfile(claims=CLAIMS_MODULE, test_multi=MULTI)
     save_planted_checkpoint(pytester.path / "model")
     common = ["--mi-model", "model", "-p", "no:cacheprovider"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 
@@ -11,8 +9,6 @@ import mi_assert
 from mi_assert.errors import MiAssertInputError, ModelUnavailableError
 from mi_assert.prompts import ioi
 from mi_assert.zoo import available, get
-
-HAS_HF_LOADING = importlib.util.find_spec("mi_assert.backends.hf_loading") is not None
 
 
 def _specs() -> list[str]:
@@ -90,7 +86,6 @@ def test_tiny_gpt2_folder_loads_with_transformers() -> None:
     assert sum(f.stat().st_size for f in folder.iterdir()) < 2_000_000
 
 
-@pytest.mark.skipif(not HAS_HF_LOADING, reason="mi_assert.backends.hf_loading is not written yet")
 @pytest.mark.parametrize("backend", ["transformer_lens", None])
 def test_tiny_gpt2_loads_through_load_model(backend: str | None) -> None:
     from transformers import GPT2LMHeadModel

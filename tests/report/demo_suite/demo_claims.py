@@ -41,11 +41,9 @@ SWEEP = _sweep_pattern()
 @pytest.mark.mi_model("planted-induction@s0")
 @pytest.mark.mi_seeds(0, 1, 2)
 def test_planted_induction_head_family(mi_model, mi_seed):
-    """The heads family's own assertion (skipped while it is being written)."""
-    try:
-        from mi_assert import assert_induction_head
-    except (ImportError, AttributeError) as exc:
-        pytest.skip(f"heads family not importable yet: {exc}")
+    """The heads family's own assertion on the planted ground truth."""
+    from mi_assert import assert_induction_head
+
     layer, head = mi_model.meta["ground_truth"].heads("induction")[0]
     assert_induction_head(mi_model, layer, head, seeds=(mi_seed,))
 
