@@ -3,8 +3,8 @@
 Everything here is computed from three things: the activations ``x`` at the SAE's hook, the SAE's
 feature activations and reconstruction ``x_hat`` (:func:`sae_forward`, device-agnostic: the one
 function to time for SAE encode/decode speed), and the per-token cross-entropy of the model with
-``x`` replaced by ``x_hat`` or by zeros (:func:`ce_losses`, spliced through
-``handle.run_with_edits`` so it works on every backend).
+``x`` replaced by ``x_hat`` or by zeros (:func:`measure_on_model`: one forward pass of the batch
+stacked clean | SAE | zero through ``handle.run_with_edits``, so it works on every backend).
 
 Explained variance comes in three formulas (docs/sae.md, "Explained variance"):
 
@@ -256,33 +256,14 @@ def ce_recovered(clean: np.ndarray, sae: np.ndarray, zero: np.ndarray) -> float:
     return float(np.mean(zero) - np.mean(sae)) / denom if denom != 0 else float("nan")
 
 
-@torch.no_grad()
-def ce_losses(handle: Any, sae: Any, tokens: Tensor, hook: str, mask: Tensor,
-              positions: Sequence[int] | None = None) -> CELosses:
-    """Splice the SAE's reconstruction (and, for the baseline, zeros) into the forward pass.
-
-    As SAELens's ``get_recons_loss``: positions outside ``mask`` (BOS) keep their activation in
-    the SAE splice, the zero ablation zeroes every position, and the CE predicted from a BOS
-    position is not counted. ``positions`` (default all) are the predicting positions whose
-    next-token loss counts (e.g. the second half of repeated-token prompts).
-    """
-    if tokens.shape[1] < 2:
-        raise MiAssertInputError("CE loss needs prompts of at least 2 tokens")
-
-    def splice(act: Tensor) -> Tensor:
-        _, recon = sae_forward(sae, act, f"activation at {hook!r}")
-        keep = mask.to(act.device).reshape(mask.shape + (1,) * (act.ndim - 2))
-        return torch.where(keep, recon, act)
-
-    clean_logits = handle.forward(tokens)
-    sae_logits, _ = handle.run_with_edits(tokens, {hook: splice})
-    zero_logits, _ = handle.run_with_edits(tokens, {hook: torch.zeros_like})
-    return ce_from_logits(clean_logits, sae_logits, zero_logits, tokens, mask, positions)
-
-
 def ce_from_logits(clean_logits: Tensor, sae_logits: Tensor, zero_logits: Tensor, tokens: Tensor,
                    mask: Tensor, positions: Sequence[int] | None = None) -> CELosses:
-    """Per-prompt mean next-token CE over the counted predicting positions (see ce_losses)."""
+    """Per-prompt mean next-token CE over the counted predicting positions.
+
+    As SAELens's ``get_recons_loss``: the CE predicted from a BOS position (outside ``mask``) is
+    not counted; ``positions`` (default all) are the predicting positions whose next-token loss
+    counts (e.g. the second half of repeated-token prompts).
+    """
     for name, lg in (("clean", clean_logits), ("SAE-spliced", sae_logits)):
         check_finite(f"{name} logits", lg)
     keep = mask[:, :-1].clone()
@@ -348,6 +329,8 @@ def measure_on_model(handle: Any, sae: Any, tokens: Tensor, hook: str, *, with_c
         acts = hook_activations(handle, tokens, hook)
         feats, recon = sae_forward(sae, acts, f"activation at {hook!r}")
         return reconstruction_samples(acts, feats, recon, mask), None
+    if tokens.shape[1] < 2:
+        raise MiAssertInputError("CE loss needs prompts of at least 2 tokens")
     b = tokens.shape[0]
     stash: dict[str, Tensor] = {}
 

@@ -323,13 +323,11 @@ def evaluate_zoo_sae(name: str, sae: Any) -> dict[str, Any]:
         handle = load_model(recipe.source, device="cpu")
         rl = min(recipe.prompt_kw.get("repeat_len", 20), (handle.n_ctx - 1) // 2)
         tokens = repeated_tokens(64, rl, handle.d_vocab, 10_000 + recipe.seed, handle.bos_token_id)
-        mask = M.bos_mask(handle, tokens)
-        acts = M.hook_activations(handle, tokens, recipe.hook)
-        feats, recon = M.sae_forward(sae, acts)
-        stats = M.reconstruction_samples(acts, feats, recon, mask)
         # CE counts the repeated half only: on the random first half the model cannot beat
         # chance, so zero-ablating the hook does not hurt there and the ratio means nothing
-        ce = M.ce_losses(handle, sae, tokens, recipe.hook, mask, positions=range(rl + 1, 2 * rl))
+        stats, ce = M.measure_on_model(handle, sae, tokens, recipe.hook,
+                                       ce_positions=range(rl + 1, 2 * rl))
+        assert ce is not None  # with_ce (the default) always measures the CE losses
         out.update(ce_loss_recovered=round(ce.recovered(), 4), ce_positions="repeated half",
                    ce_clean=round(float(ce.clean.mean()), 4), ce_sae=round(float(ce.sae.mean()), 4),
                    ce_zero_ablated=round(float(ce.zero.mean()), 4), n_tokens=stats.n_tokens)

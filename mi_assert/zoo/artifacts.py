@@ -132,6 +132,33 @@ def single_thread_determinism() -> Iterator[None]:
         torch.use_deterministic_algorithms(was_deterministic)
 
 
+def fit_steps(model: torch.nn.Module, opt: torch.optim.Optimizer, steps: int,
+              step_loss: Callable[[int, Any], torch.Tensor], *, on_step: Any = None,
+              scheduler: Any = None) -> list[float]:
+    """The zoo's training loop: ``steps`` AdamW-style steps on ``step_loss(step, model)``.
+
+    ``on_step(step, model)`` runs before each step and after the last (step == ``steps``, the
+    model back in eval mode); ``scheduler.step()`` follows each optimiser step. Returns the
+    per-step losses. Callers wrap it in :func:`single_thread_determinism`.
+    """
+    losses: list[float] = []
+    model.train()
+    for step in range(steps):
+        if on_step is not None:
+            on_step(step, model)
+        loss = step_loss(step, model)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if scheduler is not None:
+            scheduler.step()
+        losses.append(float(loss.detach()))
+    model.eval()
+    if on_step is not None:
+        on_step(steps, model)
+    return losses
+
+
 def train_to_folder(folder: Path, model_config: dict[str, Any], meta: dict[str, Any], seed: int,
                     config: Any, train_model: Callable[..., tuple[Any, list[float]]]) -> Path:
     """Train with ``train_model(seed, config, on_step=...)`` and write ``config.json``,

@@ -110,16 +110,12 @@ def build(out_root: Path = CHECKPOINT_ROOT) -> dict[str, Any]:
         rows = _ioi_rows(tokenizer)
         gen = torch.Generator().manual_seed(3_000_017)
         opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-        model.train()
-        losses: list[float] = []
-        for step in range(TRAIN_STEPS):
+
+        def step_loss(step: int, model: Any) -> torch.Tensor:
             tokens = _batch(gen, step, tokenizer, rows)
-            loss = model(input_ids=tokens, labels=tokens).loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-        model.eval()
+            return model(input_ids=tokens, labels=tokens).loss
+
+        losses = artifacts.fit_steps(model, opt, TRAIN_STEPS, step_loss)
     seconds = time.perf_counter() - start
     model.save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))

@@ -72,21 +72,13 @@ def train_model(seed: int, config: InductionTrainConfig = InductionTrainConfig()
         model = build_model(seed)
         gen = data_generator(seed)
         opt = torch.optim.AdamW(model.parameters(), lr=config.lr)
-        losses: list[float] = []
-        model.train()
-        for step in range(config.steps):
-            if on_step is not None:
-                on_step(step, model)
+
+        def step_loss(step: int, model: TLTwin) -> torch.Tensor:
             length = int(torch.randint(config.min_repeat, config.max_repeat + 1, (1,), generator=gen))
             tokens = evaluation.repeated_batch(gen, config.batch_size, length, MODEL_CONFIG["d_vocab"], BOS_TOKEN_ID)
-            loss, _ = evaluation.repeated_loss_and_accuracy(model(tokens), tokens, length)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-        model.eval()
-        if on_step is not None:
-            on_step(config.steps, model)
+            return evaluation.repeated_loss_and_accuracy(model(tokens), tokens, length)[0]
+
+        losses = artifacts.fit_steps(model, opt, config.steps, step_loss, on_step=on_step)
     return model, losses
 
 

@@ -86,22 +86,14 @@ def train_model(seed: int, config: IOITrainConfig = IOITrainConfig(),
         gen = data_generator(seed)
         opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: _lr_factor(step, config))
-        losses: list[float] = []
-        model.train()
-        for step in range(config.steps):
-            if on_step is not None:
-                on_step(step, model)
+
+        def step_loss(step: int, model: TLTwin) -> torch.Tensor:
             batch = ioi.sample_training_batch(gen, config.batch_size, "fit", config.filler_noise)
             logits = model(batch.tokens)[:, batch.end_pos]
-            loss = torch.nn.functional.cross_entropy(logits, batch.io)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
-        model.eval()
-        if on_step is not None:
-            on_step(config.steps, model)
+            return torch.nn.functional.cross_entropy(logits, batch.io)
+
+        losses = artifacts.fit_steps(model, opt, config.steps, step_loss, on_step=on_step,
+                                     scheduler=sched)
     return model, losses
 
 

@@ -40,11 +40,15 @@ def test_bench_sae_metrics_vs_run_evals(benchmark, setup):
     from tests.sae.test_against_saelens import saelens_run_evals
 
     handle, sae, tokens = setup
-    torch.set_num_threads(2)
-    saelens_run_evals(handle, sae, tokens)  # warm up (imports, allocations)
-    ref_s = _median_seconds(lambda: saelens_run_evals(handle, sae, tokens))
-    benchmark.pedantic(lambda: measure_on_model(handle, sae, tokens, HOOK), rounds=5,
-                       warmup_rounds=1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # both sides on 2 threads; restored so later tests keep theirs
+    try:
+        saelens_run_evals(handle, sae, tokens)  # warm up (imports, allocations)
+        ref_s = _median_seconds(lambda: saelens_run_evals(handle, sae, tokens))
+        benchmark.pedantic(lambda: measure_on_model(handle, sae, tokens, HOOK), rounds=5,
+                           warmup_rounds=1)
+    finally:
+        torch.set_num_threads(threads)
     ours_s = benchmark.stats.stats.median
     benchmark.extra_info.update(run_evals_s=ref_s, ours_s=ours_s, run_evals_over_ours=ref_s / ours_s,
-                                tokens=list(tokens.shape), threads=torch.get_num_threads())
+                                tokens=list(tokens.shape), threads=2)

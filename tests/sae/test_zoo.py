@@ -16,6 +16,17 @@ def test_manifest_metrics_reproduce():
         assert metrics[key] == pytest.approx(entry["metrics"][key], abs=1e-3)
 
 
+def test_model_source_manifest_metrics_reproduce():
+    """The model-source path (SAE spliced into a zoo model: CE loss recovered) reproduces too."""
+    name = "planted-induction-l0-resid"
+    entry = zoo.manifest()[name]
+    metrics = zoo.evaluate_zoo_sae(name, zoo.load_sae(name))
+    for key in ("ce_loss_recovered", "ce_clean", "ce_sae", "ce_zero_ablated", "explained_variance",
+                "l0", "dead_fraction"):
+        assert metrics[key] == pytest.approx(entry["metrics"][key], abs=1e-3), key
+    assert metrics["n_tokens"] == entry["metrics"]["n_tokens"]
+
+
 def test_untrained_zoo_sae_is_unavailable(monkeypatch, tmp_path):
     from mi_assert import ModelUnavailableError
 
