@@ -146,11 +146,15 @@ def _load_zoo(spec: str, backend: str | None, dev: torch.device, dt: torch.dtype
             )
         model, extra = load_native_tl(folder, weights)
         meta.update(extra)
+    return wrap_tl_model(_place(model, dev, dt), full_spec, backend or "transformer_lens", meta)
+
+
+def _place(model: Any, dev: torch.device, dt: torch.dtype | None) -> Any:
+    """``model`` on ``dev`` (in ``dt`` when given), in eval mode."""
     model = model.to(dev)
     if dt is not None:
         model = model.to(dt)
-    model.eval()
-    return wrap_tl_model(model, full_spec, backend or "transformer_lens", meta)
+    return model.eval()
 
 
 def load_native_tl(folder: Path, weights: Path | None = None) -> tuple[Any, dict[str, Any]]:
@@ -199,10 +203,7 @@ def _load_local(path: Path, backend: str | None, dev: torch.device, dt: torch.dt
             return hf_loading.load_hf(str(path), backend or "nnsight", dev, dt, kwargs)
         if "d_model" in cfg:
             model, meta = load_native_tl(path)
-            model = model.to(dev)
-            if dt is not None:
-                model = model.to(dt)
-            return wrap_tl_model(model.eval(), str(path), backend or "transformer_lens", meta)
+            return wrap_tl_model(_place(model, dev, dt), str(path), backend or "transformer_lens", meta)
     raise MiAssertInputError(
         f"{path} is not a checkpoint mi-assert can read: expected a folder with config.json "
         "(a Hugging Face save_pretrained folder, or an mi-assert TL checkpoint)"

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mi_assert.stats.evidence import Evidence
+if TYPE_CHECKING:  # the plugin imports this module for every test: keep it free of torch/scipy
+    from mi_assert.stats.evidence import Evidence
 
 _lock = threading.Lock()
 _records: list[Recorded] = []

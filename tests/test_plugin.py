@@ -65,3 +65,15 @@ def test_mi_cache_computes_only_requested_hooks(pytester):
         """
     )
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_plugin_and_per_test_record_context_do_not_import_torch():
+    """Loading the plugin and its autouse per-test fixture must stay cheap in any project."""
+    import subprocess
+    import sys
+
+    code = ("import sys, mi_assert.plugin, mi_assert.record; "
+            "heavy = sorted(m for m in ('torch', 'numpy', 'scipy') if m in sys.modules); "
+            "print(heavy); sys.exit(bool(heavy))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -57,15 +57,27 @@ class ModelWeights:
     W_pos: Tensor | None = None
     extras: dict[str, Tensor] = field(default_factory=dict)
 
+    @classmethod
+    def from_tl(cls, model: Any) -> ModelWeights:
+        """The (detached) weights of a model with TransformerLens's ``W_*`` properties."""
+        W_pos = getattr(model, "W_pos", None)
+        return cls(
+            W_E=model.W_E.detach(), W_U=model.W_U.detach(), W_Q=model.W_Q.detach(),
+            W_K=model.W_K.detach(), W_V=model.W_V.detach(), W_O=model.W_O.detach(),
+            W_pos=W_pos.detach() if W_pos is not None else None,
+        )
+
 
 class ModelHandle(ABC):
     """A model as mi-assert sees it, whatever library holds it."""
 
     backend: ClassVar[str]
 
-    def __init__(self, model: Any, spec: str | None = None) -> None:
+    def __init__(self, model: Any, spec: str | None = None, meta: dict[str, Any] | None = None) -> None:
         self.model = model
         self.spec = spec or type(model).__name__
+        #: loader facts (zoo name, seed, ``bos_token_id`` override, planted ground truth)
+        self.meta: dict[str, Any] = dict(meta or {})
         self.load_kwargs: dict[str, Any] = {}
 
     # ----- shape facts (backends override) -------------------------------------------------
@@ -103,17 +115,28 @@ class ModelHandle(ABC):
 
     @property
     def bos_token_id(self) -> int | None:
-        """Token id prepended to prompts (None when the model has no BOS convention)."""
+        """Token id prepended to prompts (None when the model has no BOS convention).
+
+        ``meta["bos_token_id"]`` (set by the loader, e.g. for planted models) wins over the
+        tokenizer's.
+        """
+        if "bos_token_id" in self.meta:
+            return self.meta["bos_token_id"]
         tok = self.tokenizer
         return getattr(tok, "bos_token_id", None) if tok is not None else None
 
     @property
+    def torch_module(self) -> torch.nn.Module:
+        """The ``torch.nn.Module`` holding the weights (the wrapped model, for wrappers)."""
+        return self.model
+
+    @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return next(self.torch_module.parameters()).device
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
+        return next(self.torch_module.parameters()).dtype
 
     @abstractmethod
     def weights(self) -> ModelWeights:
@@ -286,12 +309,13 @@ class ModelHandle(ABC):
                 "device": str(self.device), "dtype": str(self.dtype).replace("torch.", "")}
 
     def checkpoint_hash(self) -> str:
-        """A short sha256 over the parameters: identifies the weights in reports/baselines."""
+        """A short sha256 over :attr:`torch_module`'s state dict: identifies the weights in
+        reports/baselines (under the parameter names of the library that owns them)."""
         cached = getattr(self, "_checkpoint_hash", None)
         if cached is not None:
             return cached
         digest = hashlib.sha256()
-        for name, param in sorted(self.model.state_dict().items()):
+        for name, param in sorted(self.torch_module.state_dict().items()):
             if not isinstance(param, Tensor):
                 continue
             digest.update(name.encode())
@@ -325,6 +349,43 @@ class ModelHandle(ABC):
         return (f"<{type(self).__name__} {self.spec!r} backend={self.backend} "
                 f"layers={self.n_layers} heads={self.n_heads} d_model={self.d_model} "
                 f"device={self.device}>")
+
+
+class TLConfigShapes:
+    """Shape facts read from a TransformerLens-style ``cfg`` (HookedTransformer, TransformerBridge).
+
+    Mix in before :class:`ModelHandle`; the host provides ``cfg``.
+    """
+
+    cfg: Any
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.cfg.n_layers)
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.cfg.n_heads)
+
+    @property
+    def d_model(self) -> int:
+        return int(self.cfg.d_model)
+
+    @property
+    def d_head(self) -> int:
+        return int(self.cfg.d_head)
+
+    @property
+    def d_vocab(self) -> int:
+        return int(self.cfg.d_vocab)
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self.cfg.n_ctx)
+
+    @property
+    def has_mlp(self) -> bool:
+        return not bool(getattr(self.cfg, "attn_only", False))
 
 
 def _edit_from_intervention(iv: Intervention, hook: HookName, handle: ModelHandle) -> EditFn:

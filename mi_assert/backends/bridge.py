@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from mi_assert.backends.architectures import ARCHITECTURES, architecture_for
-from mi_assert.backends.base import EditFn, ModelHandle, ModelWeights
+from mi_assert.backends.base import EditFn, ModelHandle, ModelWeights, TLConfigShapes
 from mi_assert.errors import UnsupportedModelError
 
 
@@ -37,7 +37,7 @@ def _bridge_class() -> Any:
     return TransformerBridge
 
 
-class BridgeHandle(ModelHandle):
+class BridgeHandle(TLConfigShapes, ModelHandle):
     """A ``TransformerBridge`` seen through canonical hook names."""
 
     backend = "bridge"
@@ -45,8 +45,7 @@ class BridgeHandle(ModelHandle):
     def __init__(self, model: Any, spec: str | None = None, meta: dict[str, Any] | None = None,
                  compatibility_mode: bool = True) -> None:
         cfg = getattr(model, "cfg", None)
-        super().__init__(model, spec or getattr(cfg, "model_name", None))
-        self.meta: dict[str, Any] = dict(meta or {})
+        super().__init__(model, spec or getattr(cfg, "model_name", None), meta)
         if compatibility_mode and not getattr(model, "compatibility_mode", False):
             # legacy hook semantics, weights left as they are (no folding, no centering)
             model.enable_compatibility_mode(disable_warnings=True, no_processing=True)
@@ -108,53 +107,14 @@ class BridgeHandle(ModelHandle):
         return self.model.cfg
 
     @property
-    def n_layers(self) -> int:
-        return int(self.cfg.n_layers)
-
-    @property
-    def n_heads(self) -> int:
-        return int(self.cfg.n_heads)
-
-    @property
-    def d_model(self) -> int:
-        return int(self.cfg.d_model)
-
-    @property
-    def d_head(self) -> int:
-        return int(self.cfg.d_head)
-
-    @property
-    def d_vocab(self) -> int:
-        return int(self.cfg.d_vocab)
-
-    @property
-    def n_ctx(self) -> int:
-        return int(self.cfg.n_ctx)
-
-    @property
-    def has_mlp(self) -> bool:
-        return not bool(getattr(self.cfg, "attn_only", False))
-
-    @property
     def tokenizer(self) -> Any | None:
         return getattr(self.model, "tokenizer", None)
 
     @property
-    def bos_token_id(self) -> int | None:
-        if "bos_token_id" in self.meta:
-            return self.meta["bos_token_id"]
-        return super().bos_token_id
-
-    def checkpoint_hash(self) -> str:
-        cached = getattr(self, "_checkpoint_hash", None)
-        if cached is None and self.hf_model is not None:
-            # hash the Hugging Face weights (the bridge's own state dict renames them)
-            bridge, self.model = self.model, self.hf_model
-            try:
-                cached = super().checkpoint_hash()
-            finally:
-                self.model = bridge
-        return cached if cached is not None else super().checkpoint_hash()
+    def torch_module(self) -> Any:
+        """The Hugging Face model when there is one: the bridge's own state dict renames it."""
+        hf = self.hf_model
+        return hf if hf is not None else self.model
 
     def _bridge_name(self, name: str) -> str:
         """Canonical name → bridge hook name (the legacy aliases are TL's names)."""
@@ -192,10 +152,7 @@ class BridgeHandle(ModelHandle):
         hf = self.hf_model
         if self._architecture is not None and hf is not None:
             return ARCHITECTURES[self._architecture].weights(hf, hf.config)
-        m = self.model
-        return ModelWeights(W_E=m.W_E.detach(), W_U=m.W_U.detach(), W_Q=m.W_Q.detach(),
-                            W_K=m.W_K.detach(), W_V=m.W_V.detach(), W_O=m.W_O.detach(),
-                            W_pos=getattr(m, "W_pos", None))
+        return ModelWeights.from_tl(self.model)
 
 
 def _edit_hook(fn: EditFn) -> Any:
@@ -224,7 +181,3 @@ def _capture_hook(cache: dict[str, Tensor], name: str, keep_graph: bool) -> Any:
         return act
 
     return hook
-
-
-def is_bridge(model: Any) -> bool:
-    return any(c.__name__ == "TransformerBridge" for c in type(model).__mro__)

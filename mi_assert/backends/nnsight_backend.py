@@ -70,7 +70,6 @@ class NNsightHandle(ModelHandle):
                 f"TransformersModel); got {type(model).__module__}.{type(model).__name__}"
             )
         self.module: torch.nn.Module = module
-        self.meta: dict[str, Any] = dict(meta or {})
         self._tl_cfg: Any | None = None
         self._arch: Architecture | None = None
         if _is_hooked_transformer(module):
@@ -87,7 +86,7 @@ class NNsightHandle(ModelHandle):
                 "Hugging Face model of a supported architecture "
                 f"({', '.join(_supported())})"
             )
-        super().__init__(model, spec or default_spec)
+        super().__init__(model, spec or default_spec, meta)
 
     @classmethod
     def from_hooked_transformer(
@@ -154,39 +153,13 @@ class NNsightHandle(ModelHandle):
         return tok if tok is not None else getattr(self.module, "tokenizer", None)
 
     @property
-    def bos_token_id(self) -> int | None:
-        if "bos_token_id" in self.meta:
-            return self.meta["bos_token_id"]
-        return super().bos_token_id
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.module.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.module.parameters()).dtype
-
-    def checkpoint_hash(self) -> str:
-        cached = getattr(self, "_checkpoint_hash", None)
-        if cached is None:
-            # hash the wrapped module's parameters (same names as its own library uses)
-            proxy = _StateDictProxy(self.module)
-            model, self.model = self.model, proxy
-            try:
-                cached = super().checkpoint_hash()
-            finally:
-                self.model = model
-        return cached
+    def torch_module(self) -> torch.nn.Module:
+        """The wrapped module (parameter names as its own library spells them)."""
+        return self.module
 
     def weights(self) -> ModelWeights:
         if self._tl_cfg is not None:
-            m = self.module
-            return ModelWeights(
-                W_E=m.W_E.detach(), W_U=m.W_U.detach(), W_Q=m.W_Q.detach(), W_K=m.W_K.detach(),
-                W_V=m.W_V.detach(), W_O=m.W_O.detach(),
-                W_pos=m.W_pos.detach() if hasattr(m, "W_pos") else None,
-            )
+            return ModelWeights.from_tl(self.module)
         assert self._arch is not None
         return self._arch.weights(self.module, self.module.config)  # type: ignore[union-attr]
 
@@ -369,14 +342,6 @@ class NNsightHandle(ModelHandle):
         self._write(plan.site, plan.layer, target, raw, new_value)
 
 
-class _StateDictProxy:
-    def __init__(self, module: torch.nn.Module) -> None:
-        self._module = module
-
-    def state_dict(self) -> dict[str, Any]:
-        return self._module.state_dict()
-
-
 def _supported() -> list[str]:
     from mi_assert.backends.architectures import supported_model_types
 
@@ -404,7 +369,3 @@ def _ensure_eager_attention(module: Any) -> None:
             stacklevel=3,
         )
         module.set_attn_implementation("eager")
-
-
-def is_nnsight_model(model: Any) -> bool:
-    return any(c.__name__ in ("Envoy", "NNsight") for c in type(model).__mro__)
