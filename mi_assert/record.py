@@ -8,6 +8,8 @@ accumulate (and :func:`drain` empties them).
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +19,7 @@ if TYPE_CHECKING:  # the plugin imports this module for every test: keep it free
 _lock = threading.Lock()
 _records: list[Recorded] = []
 _context: dict[str, Any] = {}
+_suppress_depth = 0
 
 
 @dataclass
@@ -37,7 +40,22 @@ def set_context(**context: Any) -> None:
 
 def record(evidence: Evidence) -> None:
     with _lock:
-        _records.append(Recorded(evidence, dict(_context)))
+        if _suppress_depth == 0:
+            _records.append(Recorded(evidence, dict(_context)))
+
+
+@contextmanager
+def suppressed() -> Iterator[None]:
+    """Inside the block, evidence is not recorded (e.g. calibration's hundreds of draws are
+    about the method, not about any test's model, and would flood reports)."""
+    global _suppress_depth
+    with _lock:
+        _suppress_depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _suppress_depth -= 1
 
 
 def drain() -> list[Recorded]:
