@@ -136,23 +136,25 @@ def assert_patching_recovery(
     means: dict[str, list[float]] = {"clean": [], "corrupted": [], "patched": []}
     pos_list: list[int] | None = None
     cache_hooks = sorted({c.hook for c in comps})
+    # draws of explicit prompts share one PromptSet: the seed varies only the bootstrap
+    measured: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for draw in draws:
         clean_t, corr_t = draw.prompts.clean, draw.prompts.corrupted
         assert corr_t is not None
         pos_list = check_positions(positions, clean_t.shape[1])  # type: ignore[arg-type]
-        clean_logits, clean_cache = handle.run_with_cache(clean_t, cache_hooks)
-        corr_logits, corr_cache = handle.run_with_cache(corr_t, cache_hooks)
-        m_clean = _metric_values(handle, draw.metric, clean_logits)
-        m_corr = _metric_values(handle, draw.metric, corr_logits)
-        check_gap(m_clean, m_corr)
-        if direction == "denoise":
-            logits, _ = patched_logits(handle, corr_t, comps, clean_cache, pos_list)
-            m_patch = _metric_values(handle, draw.metric, logits)
-            num = m_patch - m_corr
-        else:
-            logits, _ = patched_logits(handle, clean_t, comps, corr_cache, pos_list)
-            m_patch = _metric_values(handle, draw.metric, logits)
-            num = m_clean - m_patch
+        if id(draw.prompts) not in measured:
+            clean_logits, clean_cache = handle.run_with_cache(clean_t, cache_hooks)
+            corr_logits, corr_cache = handle.run_with_cache(corr_t, cache_hooks)
+            m_clean = _metric_values(handle, draw.metric, clean_logits)
+            m_corr = _metric_values(handle, draw.metric, corr_logits)
+            check_gap(m_clean, m_corr)
+            if direction == "denoise":
+                logits, _ = patched_logits(handle, corr_t, comps, clean_cache, pos_list)
+            else:
+                logits, _ = patched_logits(handle, clean_t, comps, corr_cache, pos_list)
+            measured[id(draw.prompts)] = (m_clean, m_corr, _metric_values(handle, draw.metric, logits))
+        m_clean, m_corr, m_patch = measured[id(draw.prompts)]
+        num = m_patch - m_corr if direction == "denoise" else m_clean - m_patch
         den = m_clean - m_corr
         rows[(draw.seed, None, "")] = (num, den)
         per_prompt.append(num / float(np.mean(den)))
@@ -418,16 +420,20 @@ def assert_path_patching(
     draws = prompt_draws(handle, clean, corrupted, prompts, metric, seeds, need_corrupted=True,
                          prompt_kwargs=prompt_kwargs)
     rows: dict[tuple[int, int | None, str], tuple[np.ndarray, np.ndarray]] = {}
+    # draws of explicit prompts share one PromptSet: the seed varies only the bootstrap
+    measured: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for draw in draws:
         clean_t, corr_t = draw.prompts.clean, draw.prompts.corrupted
         assert corr_t is not None
-        m_clean = _metric_values(handle, draw.metric, handle.forward(clean_t))
-        m_corr = _metric_values(handle, draw.metric, handle.forward(corr_t))
-        check_gap(m_clean, m_corr)
-        with torch.no_grad():
-            logits = path_patched_logits(handle, clean_t, corr_t, snd, rcv, receiver_input)
-        m_path = _metric_values(handle, draw.metric, logits)
-        rows[(draw.seed, None, "")] = (m_path - m_corr, m_clean - m_corr)
+        if id(draw.prompts) not in measured:
+            m_clean = _metric_values(handle, draw.metric, handle.forward(clean_t))
+            m_corr = _metric_values(handle, draw.metric, handle.forward(corr_t))
+            check_gap(m_clean, m_corr)
+            with torch.no_grad():
+                logits = path_patched_logits(handle, clean_t, corr_t, snd, rcv, receiver_input)
+            m_path = _metric_values(handle, draw.metric, logits)
+            measured[id(draw.prompts)] = (m_path - m_corr, m_clean - m_corr)
+        rows[(draw.seed, None, "")] = measured[id(draw.prompts)]
     rlabel = "logits" if rcv == "logits" else _labels(rcv)
     cmp = ">" if alternative == "greater" else "<"
     via = "" if rcv == "logits" else f" via {receiver_input}"

@@ -28,7 +28,7 @@ Claims (all statistics are ratios of means with a paired bootstrap over prompts)
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -105,6 +105,26 @@ def _reference(draw: Draw, reference: Any, handle: ModelHandle) -> Tensor | None
     return _reference_tokens(handle, draw, reference)
 
 
+def _runners(handle: ModelHandle, draws: Sequence[Draw], comps: Sequence[Component], nodes: str,
+             ablation: str, reference: Any, what: str
+             ) -> Iterator[tuple[Draw, CircuitRunner, np.ndarray]]:
+    """``(draw, runner, F(M))`` per draw, after checking that ``F(M)`` is not zero.
+
+    Draws of explicit prompts share one PromptSet (the seed only varies the bootstrap), so
+    unless the ablation is seeded (``resample``) they share one runner and its ``F`` memo.
+    """
+    shared: dict[int, CircuitRunner] = {}
+    for draw in draws:
+        runner = shared.get(id(draw.prompts)) if ablation != "resample" else None
+        if runner is None:
+            runner = CircuitRunner(handle, draw, comps, nodes, ablation,
+                                   _reference(draw, reference, handle))
+            shared[id(draw.prompts)] = runner
+        full = runner.full()
+        check_gap(full, np.zeros_like(full), what=f"full-model metric ({what} is relative to it; its")
+        yield draw, runner, full
+
+
 def _settings(circuit: Sequence[Component], ablation: str, reference: Any, metric: Any,
               draw: Draw, runner: CircuitRunner) -> dict[str, Any]:
     from mi_assert.causal.assertions import _reference_name
@@ -138,10 +158,8 @@ def assert_circuit_faithfulness(
     handle, comps, draws = _setup(model, prompts, circuit, metric, seeds, prompt_kwargs)
     rows: dict[tuple[int, int | None, str], tuple[np.ndarray, np.ndarray]] = {}
     runner = None
-    for draw in draws:
-        runner = CircuitRunner(handle, draw, comps, nodes, ablation, _reference(draw, reference, handle))
-        full = runner.full()
-        check_gap(full, np.zeros_like(full), what="full-model metric (faithfulness divides by it; its")
+    for draw, runner, full in _runners(handle, draws, comps, nodes, ablation, reference,
+                                       "faithfulness"):
         rows[(draw.seed, None, "")] = (runner.F(comps), full)
     assert runner is not None
     evidence = ratio_evidence(
@@ -212,10 +230,8 @@ def assert_circuit_completeness(
     members: list[Evidence] = []
     runner = None
     mname = metric_name(draws[0].metric)
-    for draw in draws:
-        runner = CircuitRunner(handle, draw, comps, nodes, ablation, _reference(draw, reference, handle))
-        full = runner.full()
-        check_gap(full, np.zeros_like(full), what="full-model metric (completeness is relative to it; its")
+    for draw, runner, full in _runners(handle, draws, comps, nodes, ablation, reference,
+                                       "completeness"):
         gen = torch.Generator().manual_seed(int(draw.seed))
         subsets = _subsets(comps, n_subsets, gen, always=(frozenset(), frozenset(comps)))
         for K in subsets:
@@ -266,11 +282,11 @@ def assert_circuit_minimality(
         n = len(draw.prompts)
         if n < 8:
             raise MiAssertInputError(f"minimality needs >= 8 prompts (half choose K, half test it); got {n}")
+    for draw, runner, full in _runners(handle, draws, comps, nodes, ablation, reference,
+                                       "minimality"):
+        n = len(draw.prompts)
         select = np.arange(0, n, 2)
         test = np.arange(1, n, 2)
-        runner = CircuitRunner(handle, draw, comps, nodes, ablation, _reference(draw, reference, handle))
-        full = runner.full()
-        check_gap(full, np.zeros_like(full), what="full-model metric (minimality is relative to it; its")
         gen = torch.Generator().manual_seed(int(draw.seed))
         for v in comps:
             others = [c for c in comps if c != v]

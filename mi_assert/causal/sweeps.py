@@ -29,7 +29,8 @@ Engines (``method="exact"``):
   residual (``HookedTransformer.forward(start_at_layer=...)``); when the metric reads one
   position, only that position is unembedded. Chunked to ``max_batch`` rows.
 * ``generic`` (every backend, nnsight included): the variants of a layer are stacked in the
-  batch and run in one full forward pass through ``handle.run_with_edits``.
+  batch and run in one full forward pass
+  (:func:`mi_assert.backends.batching.run_stacked_variants`).
 
 ``engine="auto"`` tries kernel, then layered, then generic. All engines agree with
 TransformerLens's loops to ≤ 1e-4 (fp32; tested).
@@ -59,6 +60,7 @@ from torch import Tensor
 
 from mi_assert.backends import as_handle
 from mi_assert.backends.base import ModelHandle
+from mi_assert.backends.batching import run_stacked_variants
 from mi_assert.causal.metrics import evaluate_metric, metric_for_prompts, metric_name
 from mi_assert.errors import MiAssertInputError, suggest
 from mi_assert.prompts import check_aligned
@@ -199,6 +201,15 @@ def _stacked_edit(source: Tensor, mask: Tensor) -> Callable[[Tensor], Tensor]:
     return edit
 
 
+def _masked_edit(source: Tensor, mask: Tensor) -> Callable[[Tensor], Tensor]:
+    """Edit for one variant (``mask`` = ``mask[v]``): ``source`` where the mask is set."""
+
+    def edit(act: Tensor) -> Tensor:
+        return torch.where(mask, source.to(act.dtype), act)
+
+    return edit
+
+
 # ----------------------------------------------------------------------------------------
 # engines
 # ----------------------------------------------------------------------------------------
@@ -284,11 +295,11 @@ def _exact_sweep(handle: ModelHandle, clean: Tensor, corrupted: Tensor, metric: 
         for start in range(0, len(cells), per_chunk):
             chunk = cells[start:start + per_chunk]
             mask = _masks(slot, positions, chunk, tuple(source.shape), source.device)
-            edit = _stacked_edit(source, mask)
             n_var = len(chunk)
             with torch.no_grad():
                 if layered:
                     resid = resid_cache[f"blocks.{layer}.hook_resid_pre"].repeat(n_var, 1, 1)
+                    edit = _stacked_edit(source, mask)
                     fwd = [(_tl_name(handle, hook), lambda act, hook, _e=edit: _e(act))]
                     if unembed_one:
                         final = model.run_with_hooks(resid, start_at_layer=layer,
@@ -303,9 +314,10 @@ def _exact_sweep(handle: ModelHandle, clean: Tensor, corrupted: Tensor, metric: 
                                                       return_type="logits")
                         means = _metric_means(metric, logits, n_var, batch, at_position=False)
                 else:
-                    tokens = corrupted.repeat(n_var, 1)
-                    logits, _ = handle.run_with_edits(tokens, {hook: edit})
-                    means = _metric_means(metric, logits, n_var, batch, at_position=False)
+                    variants = [{hook: [_masked_edit(source, mask[v])]} for v in range(n_var)]
+                    logits = run_stacked_variants(handle, corrupted, variants)
+                    means = _metric_means(metric, logits.flatten(0, 1), n_var, batch,
+                                          at_position=False)
             for cell, value in zip(chunk, means, strict=True):
                 values[(layer, *cell)] = value
     return values, ("layered" if layered else "generic")
