@@ -26,6 +26,8 @@ import torch
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+from mi_assert.prompts import repeated_tokens
+
 #: IOI fallback material (used only when mi_assert.prompts.ioi is absent)
 _NAMES: tuple[str, ...] = ("Mary", "John", "Tom", "James", "Anna", "Paul", "Kate", "Mark")
 _TEMPLATES: tuple[str, ...] = (
@@ -58,13 +60,8 @@ def repeated_token_prompts(
     n = draw(st.integers(min_prompts, max_prompts))
     ids = _vocab(d_vocab, [*exclude, *([bos_token_id] if bos_token_id is not None else [])])
     seed = draw(st.integers(0, 2**31 - 1))
-    gen = torch.Generator().manual_seed(seed)
-    vocab = torch.tensor(ids)
-    seq = vocab[torch.randint(0, len(ids), (n, repeat_len), generator=gen)]
-    parts = [seq, seq]
-    if bos_token_id is not None:
-        parts.insert(0, torch.full((n, 1), bos_token_id, dtype=torch.long))
-    return torch.cat(parts, dim=1)
+    return repeated_tokens(n, repeat_len, d_vocab, seed, bos_token_id=bos_token_id,
+                           vocab=torch.tensor(ids, dtype=torch.long))
 
 
 @st.composite

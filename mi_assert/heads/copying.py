@@ -88,24 +88,29 @@ def copying_draw(handle: ModelHandle, seed: int, n_tokens: int = 256,
     return CopyingDraw(scores=scores, baseline=baseline, n_tokens=len(rows), n_columns=len(cols))
 
 
-def _unembed_embed(handle: ModelHandle) -> Tensor:
+def unembed_embed(handle: ModelHandle) -> Tensor:
     """``W_U W_E`` over the allowed vocabulary (BOS and special ids excluded), float64."""
     w = handle.weights()
     allowed = allowed_vocab(handle).to(w.W_E.device)
     return (w.W_U[:, allowed].double() @ w.W_E[allowed].double()).cpu()
 
 
-def eigenvalue_score(handle: ModelHandle, layer: int, head: int) -> float:
-    """``sum(lambda) / sum(|lambda|)`` of one head's full OV circuit (allowed vocabulary)."""
+def eigenvalue_score(handle: ModelHandle, layer: int, head: int, ue: Tensor | None = None) -> float:
+    """``sum(lambda) / sum(|lambda|)`` of one head's full OV circuit (allowed vocabulary).
+
+    ``ue``: :func:`unembed_embed` of ``handle`` when the caller already has it (it is the
+    costly part: a ``d_model x d_vocab x d_model`` product, the same for every head).
+    """
     w = handle.weights()
-    M = w.W_O[layer, head].double().cpu() @ _unembed_embed(handle) @ w.W_V[layer, head].double().cpu()
+    UE = unembed_embed(handle) if ue is None else ue
+    M = w.W_O[layer, head].double().cpu() @ UE @ w.W_V[layer, head].double().cpu()
     lam = torch.linalg.eigvals(M)
     return float(lam.real.sum() / lam.abs().sum().clamp_min(1e-30))
 
 
-def random_eigenvalue_score(handle: ModelHandle, seed: int) -> float:
+def random_eigenvalue_score(handle: ModelHandle, seed: int, ue: Tensor | None = None) -> float:
     """The eigenvalue score of one seeded random head (Gaussian ``W_V``, ``W_O``)."""
-    UE = _unembed_embed(handle)
+    UE = unembed_embed(handle) if ue is None else ue
     gen = torch.Generator().manual_seed(_derived_seed(seed, 13))
     W_V = torch.randn(handle.d_model, handle.d_head, generator=gen, dtype=torch.float64)
     W_O = torch.randn(handle.d_head, handle.d_model, generator=gen, dtype=torch.float64)

@@ -23,10 +23,16 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
+import torch
 
 from mi_assert.backends import ModelHandle, as_handle
 from mi_assert.errors import MiAssertInputError, suggest
-from mi_assert.heads.copying import copying_draw, eigenvalue_score, random_eigenvalue_score
+from mi_assert.heads.copying import (
+    copying_draw,
+    eigenvalue_score,
+    random_eigenvalue_score,
+    unembed_embed,
+)
 from mi_assert.heads.names import Head, head_name
 from mi_assert.heads.prompts import (
     DEFAULT_REPEAT_LENS,
@@ -377,20 +383,27 @@ def _measure_attention(
         seeds = opts.seeds
         prompt_rows = {s: repeated_prompt_rows(base, s, lens, opts.n_prompts, settings["split"],
                                                opts.vocab_fraction) for s in seeds}
-    rows: dict[str, dict[RowKey, np.ndarray]] = {role: {} for role in roles}
+    measured: dict[str, dict[RowKey, np.ndarray]] = {role: {} for role in roles}
     example: dict[str, Any] = {}
     for model_seed, handle in handles:
-        for seed in seeds:
-            for prow in prompt_rows[seed]:
-                scores, patterns = attention_scores(handle, roles, prow.tokens.to(handle.device),
-                                                    batch_size=opts.batch_size,
-                                                    keep_example=not example)
-                for role in roles:
-                    rows[role][RowKey(seed, model_seed, prow.label)] = (
-                        scores[role].numpy().astype(np.float64))
-                if not example:
-                    example.update(patterns=patterns, tokens=prow.tokens[0].tolist(),
-                                   label=f"seed {seed}, {prow.label}, prompt 0")
+        # one condition's prompts have the same length for every seed: batch the seeds together
+        for condition in zip(*(prompt_rows[seed] for seed in seeds), strict=True):
+            tokens = torch.cat([prow.tokens for prow in condition])
+            scores, patterns = attention_scores(handle, roles, tokens.to(handle.device),
+                                                batch_size=opts.batch_size,
+                                                keep_example=not example)
+            sizes = [len(prow.tokens) for prow in condition]
+            for role in roles:
+                per_seed = torch.split(scores[role], sizes)
+                for seed, prow, part in zip(seeds, condition, per_seed, strict=True):
+                    measured[role][RowKey(seed, model_seed, prow.label)] = part.numpy().astype(np.float64)
+            if not example:
+                example.update(patterns=patterns, tokens=condition[0].tokens[0].tolist(),
+                               label=f"seed {seeds[0]}, {condition[0].label}, prompt 0")
+    # rows in (model seed, seed, condition) order, as the evidence tables list them
+    order = [RowKey(seed, model_seed, prow.label) for model_seed, _ in handles for seed in seeds
+             for prow in prompt_rows[seed]]
+    rows = {role: {key: measured[role][key] for key in order} for role in roles}
     return rows, example
 
 
@@ -414,11 +427,13 @@ def _measure_copying(
     memo: dict[str, Any] = {}
 
     def head_details(head: Head) -> dict[str, Any]:
-        # eigenvalues cost a d_head x d_head eigendecomposition per head: only for heads asked
+        # eigenvalues cost a d_head x d_head eigendecomposition per head: only for heads asked;
+        # W_U W_E is shared by every head and the random baseline, so it is formed once
         if "random" not in memo:
-            memo["random"] = random_eigenvalue_score(base, opts.seeds[0])
+            memo["ue"] = unembed_embed(base)
+            memo["random"] = random_eigenvalue_score(base, opts.seeds[0], ue=memo["ue"])
         return {
-            "eigenvalue_copying_score": round(eigenvalue_score(base, *head), 4),
+            "eigenvalue_copying_score": round(eigenvalue_score(base, *head, ue=memo["ue"]), 4),
             "random_baseline": f"random OV circuit of the same shapes: diagonal percentile "
                                f"{mean_baseline:.3f} (per seed {per_seed}); eigenvalue score "
                                f"{memo['random']:.3f}",

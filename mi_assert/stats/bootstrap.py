@@ -79,17 +79,17 @@ def bootstrap_mean(
         method = "degenerate"
         dist = None
     else:
-        rng = np.random.default_rng(seed)
         res = stats.bootstrap(
             (x,), stat, n_resamples=n_resamples, confidence_level=1 - alpha,
-            method="BCa", random_state=rng, vectorized=True,
+            method="BCa", random_state=np.random.default_rng(seed), vectorized=True,
         )
         low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
         dist = np.asarray(res.bootstrap_distribution)
+        # the one-sided bound: one side of the 1 - 2*alpha BCa interval of the same resamples
+        # (n_resamples=0 reuses res's bootstrap distribution instead of drawing it again)
         one = stats.bootstrap(
-            (x,), stat, n_resamples=n_resamples, confidence_level=1 - 2 * alpha,
-            method="BCa", random_state=np.random.default_rng(seed),
-            vectorized=True,
+            (x,), stat, n_resamples=0, bootstrap_result=res, confidence_level=1 - 2 * alpha,
+            method="BCa", vectorized=True,
         )
         bound = float(one.confidence_interval.low if alternative == "greater"
                       else one.confidence_interval.high)

@@ -353,7 +353,8 @@ def evaluate_family(
         alive = True
         for rank, (idx, level) in enumerate(zip(order, holm_alphas(m, alpha), strict=True)):
             levels[idx] = level
-            ev = evaluate[idx](level)
+            # the last rank is tested at alpha itself: its first evaluation already is that
+            ev = first[idx] if level == alpha else evaluate[idx](level)
             if not alive:
                 ev.passed = False
                 ev.details["holm"] = "not tested: an earlier-ranked member failed (Holm step-down)"

@@ -216,3 +216,24 @@ def test_measurements_are_reused_until_weights_change():
     with pytest.raises(AssertionError):
         mi_assert.assert_induction_head(handle, *head, seeds=(0,))
     assert len(calls) == 2 * first
+
+
+def test_sampling_seeds_share_forward_passes():
+    handle = mi_assert.load_model("planted-induction@s7", device="cpu")
+    calls = []
+    original = handle._run
+
+    def counting_run(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    handle._run = counting_run
+    clear_cache()
+    both = measure_role(handle, "induction", seeds=(0, 1))  # 2 x 32 prompts: one batch of 64
+    assert len(calls) == 4  # one forward pass per repeat length serves both seeds
+    clear_cache()
+    alone = measure_role(handle, "induction", seeds=(1,))
+    assert [k for k in both.rows if k.seed == 1] == list(alone.rows)
+    for key, arr in alone.rows.items():
+        np.testing.assert_allclose(both.rows[key], arr, atol=1e-6)
+    assert list(both.rows) == sorted(both.rows, key=lambda k: k.seed)  # seed-major order
