@@ -25,9 +25,10 @@ from mi_assert.kernels.functional import (
 from mi_assert.kernels.head_sweep import head_out_sweep
 from mi_assert.kernels.metric_reader import MetricReader
 from mi_assert.kernels.resid_sweep import resid_pre_sweep
+from mi_assert.kernels.sae_splice import splice_unsupported_reason, spliced_next_token_ce
 
-__all__ = ["fast_patching_sweep", "attribution_head_out", "support_reason", "PRECISIONS",
-           "HEAD_OUT_SITES", "RESID_PRE_SITES"]
+__all__ = ["fast_patching_sweep", "attribution_head_out", "fast_spliced_ce", "support_reason",
+           "PRECISIONS", "HEAD_OUT_SITES", "RESID_PRE_SITES"]
 
 HEAD_OUT_SITES = frozenset({"head_out", "attn_head_out", "z", "hook_z", "attn.hook_z"})
 RESID_PRE_SITES = frozenset({"resid_pre", "hook_resid_pre"})
@@ -163,3 +164,19 @@ def attribution_head_out(
     with _matmul_precision(precision):
         out = attribution_head_out_scores(fm, clean, corrupted, reader)
     return out.to(handle.dtype)
+
+
+def fast_spliced_ce(handle: Any, tokens: Tensor, hook: str, edit: Any) -> Tensor | None:
+    """Per-token next-token CE ``[k, B, T - 1]`` with ``hook`` replaced by ``edit``'s ``k``
+    stacked variants (``mi_assert.kernels.sae_splice``), or None when the handle, hook or
+    dtype is not supported (the caller then runs the hook-based path)."""
+    if support_reason(handle) is not None:
+        return None
+    parsed = handle.parse_hook(hook)
+    tokens = tokens.to(handle.device)
+    if parsed.layer is None or tokens.dim() != 2 or tokens.shape[1] > handle.n_ctx:
+        return None
+    fm = _checked_functional(handle.model, tokens)
+    if fm is None or splice_unsupported_reason(fm, parsed.kind) is not None:
+        return None
+    return spliced_next_token_ce(fm, tokens, parsed.layer, parsed.kind, edit)

@@ -11,6 +11,7 @@ with TL to float32 rounding.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -107,6 +108,10 @@ class FunctionalModel:
     normalize: bool  # LN / LNPre (True) or no normalisation (False)
     eps: float
     act: Callable[[Tensor], Tensor] | None
+    #: fused kernels (``F.layer_norm``; the activation in the MLP GEMM's epilogue where that
+    #: computes the same function) instead of TL's op order: equal to float32 rounding, not
+    #: bit for bit. Off for the sweeps, which promise TL's order; on for the CE splice.
+    fused: bool = False
 
     @property
     def n_layers(self) -> int:
@@ -130,6 +135,9 @@ class FunctionalModel:
         """TL's LayerNorm / LayerNormPre, same order of operations; identity without LN."""
         if not self.normalize:
             return x
+        if self.fused:
+            w, b = (None, None) if wb is None else wb
+            return F.layer_norm(x, x.shape[-1:], w, b, self.eps)
         x = x - x.mean(-1, keepdim=True)
         scale = (x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt()
         x = x / scale
@@ -172,7 +180,10 @@ class FunctionalModel:
         assert w.W_in is not None and w.b_in is not None and w.W_out is not None and w.b_out is not None
         assert self.act is not None
         h = self.norm(x, w.ln2).reshape(-1, x.shape[-1])
-        post = self.act(torch.addmm(w.b_in, h, w.W_in))
+        if self.fused and gelu_epilogue_matches(self.act, h.device, h.dtype):
+            post = torch._addmm_activation(w.b_in, h, w.W_in, use_gelu=True)
+        else:
+            post = self.act(torch.addmm(w.b_in, h, w.W_in))
         return torch.addmm(w.b_out, post, w.W_out).view(x.shape)
 
     @property
@@ -215,11 +226,32 @@ class FunctionalModel:
             return t.to(dtype)
 
         layers = [LayerWeights(**{k: c(v) for k, v in vars(lw).items()}) for lw in self.layers]
-        return FunctionalModel(
-            layers=layers, W_E=c(self.W_E), W_pos=c(self.W_pos), ln_final=c(self.ln_final),
-            W_U=c(self.W_U), b_U=c(self.b_U), n_heads=self.n_heads, d_head=self.d_head,
-            attn_scale=self.attn_scale, normalize=self.normalize, eps=self.eps, act=self.act,
-        )
+        return dataclasses.replace(self, layers=layers, W_E=c(self.W_E), W_pos=c(self.W_pos),
+                                   ln_final=c(self.ln_final), W_U=c(self.W_U), b_U=c(self.b_U))
+
+
+_GELU_EPILOGUE_OK: dict[tuple[Any, str, torch.dtype], bool] = {}
+
+
+def gelu_epilogue_matches(act: Callable[[Tensor], Tensor] | None, device: torch.device,
+                          dtype: torch.dtype) -> bool:
+    """Whether ``torch._addmm_activation(..., use_gelu=True)`` computes ``act`` on ``device``.
+
+    Which GELU the epilogue applies depends on the backend (cuBLASLt and PyTorch's CUDA
+    fallback use the tanh form, the CPU path the erf form), so it is probed once per
+    (activation, device type, dtype) against the activation itself.
+    """
+    if act is None:
+        return False
+    key = (act, device.type, dtype)
+    if key not in _GELU_EPILOGUE_OK:
+        gen = torch.Generator().manual_seed(0)
+        a, b, bias = (torch.randn(*shape, generator=gen).to(device=device, dtype=dtype)
+                      for shape in ((64, 96), (96, 160), (160,)))
+        fused = torch._addmm_activation(bias, a, b, use_gelu=True)
+        _GELU_EPILOGUE_OK[key] = bool(torch.allclose(fused, act(torch.addmm(bias, a, b)),
+                                                     rtol=1e-4, atol=1e-5))
+    return _GELU_EPILOGUE_OK[key]
 
 
 def _ln_params(module: Any) -> tuple[Tensor, Tensor] | None:

@@ -1,10 +1,11 @@
 """Reconstruction metrics of an SAE, per token, on any backend.
 
 Everything here is computed from three things: the activations ``x`` at the SAE's hook, the SAE's
-feature activations and reconstruction ``x_hat`` (:func:`sae_forward`, device-agnostic: the one
-function to time for SAE encode/decode speed), and the per-token cross-entropy of the model with
-``x`` replaced by ``x_hat`` or by zeros (:func:`measure_on_model`: one forward pass of the batch
-stacked clean | SAE | zero through ``handle.run_with_edits``, so it works on every backend).
+feature activations and reconstruction ``x_hat`` (:func:`sae_forward`, device-agnostic; a plain
+SAELens ``StandardSAE`` runs as two fused GEMMs, ``mi_assert.kernels.sae``), and the per-token
+cross-entropy of the model with ``x`` replaced by ``x_hat`` or by zeros (:func:`spliced_token_ce`:
+clean | SAE | zero variants of the batch in one pass on every backend; on supported
+TransformerLens models the fast splice of ``mi_assert.kernels.sae_splice``).
 
 Explained variance comes in three formulas (docs/sae.md, "Explained variance"):
 
@@ -20,7 +21,7 @@ Claims use ``pooled``; the others are reported alongside.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,8 @@ import torch
 from torch import Tensor
 
 from mi_assert.errors import MiAssertInputError, check_finite
+from mi_assert.kernels.sae import fusable_standard_sae
+from mi_assert.kernels.sae import sae_forward as fused_sae_forward
 
 
 # ----- the SAE itself ---------------------------------------------------------------------
@@ -114,12 +117,19 @@ def sae_forward(sae: Any, acts: Tensor, what: str = "activations") -> tuple[Tens
     """Feature activations ``[..., d_sae]`` and reconstruction (``acts``'s shape, dtype, device).
 
     Device-agnostic: activations move to the SAE's device and the reconstruction comes back to
-    ``acts.device``. Uses ``sae.encode``/``sae.decode`` (never ``forward``, whose optional
-    error term would make the reconstruction exact). This is the function the GPU benchmark
-    should time for SAE encode/decode.
+    ``acts.device``. A plain ``StandardSAE`` runs the fused kernel (same op sequence); every
+    other SAE uses ``sae.encode``/``sae.decode`` (never ``forward``, whose optional error term
+    would make the reconstruction exact).
     """
     flat, reshaped = _flatten_to_d_in(sae, acts, what)
     dev = torch.device(getattr(sae, "device", None) or sae.W_dec.device)
+    if fusable_standard_sae(sae):  # SAELens's op sequence with the bias/ReLU in GEMM epilogues
+        recon, feats = fused_sae_forward(flat.to(device=dev, dtype=sae.W_enc.dtype), sae.W_enc,
+                                         sae.b_enc, sae.W_dec, sae.b_dec,
+                                         bool(sae.cfg.apply_b_dec_to_input))
+        if reshaped:
+            recon = recon.reshape(acts.shape)
+        return feats, recon.to(device=acts.device, dtype=acts.dtype)
     # SAEs with hook_z reshaping flatten heads themselves; give them flat input and
     # skip their reshape (they expect [..., head, d_head] only when the mode is on).
     reshape_mode = bool(getattr(sae, "hook_z_reshaping_mode", False))
@@ -256,16 +266,17 @@ def ce_recovered(clean: np.ndarray, sae: np.ndarray, zero: np.ndarray) -> float:
     return float(np.mean(zero) - np.mean(sae)) / denom if denom != 0 else float("nan")
 
 
-def ce_from_logits(clean_logits: Tensor, sae_logits: Tensor, zero_logits: Tensor, tokens: Tensor,
-                   mask: Tensor, positions: Sequence[int] | None = None) -> CELosses:
+def ce_per_prompt(token_ce: Tensor, tokens: Tensor, mask: Tensor,
+                  positions: Sequence[int] | None = None) -> CELosses:
     """Per-prompt mean next-token CE over the counted predicting positions.
 
-    As SAELens's ``get_recons_loss``: the CE predicted from a BOS position (outside ``mask``) is
-    not counted; ``positions`` (default all) are the predicting positions whose next-token loss
-    counts (e.g. the second half of repeated-token prompts).
+    ``token_ce`` is ``[3, batch, pos - 1]`` (clean, SAE-spliced, zero-ablated). As SAELens's
+    ``get_recons_loss``: the CE predicted from a BOS position (outside ``mask``) is not counted;
+    ``positions`` (default all) are the predicting positions whose next-token loss counts (e.g.
+    the second half of repeated-token prompts).
     """
-    for name, lg in (("clean", clean_logits), ("SAE-spliced", sae_logits)):
-        check_finite(f"{name} logits", lg)
+    for name, ce in (("clean", token_ce[0]), ("SAE-spliced", token_ce[1])):
+        check_finite(f"{name} next-token losses (logits)", ce)
     keep = mask[:, :-1].clone()
     if positions is not None:
         chosen = torch.zeros(keep.shape[1], dtype=torch.bool)
@@ -279,14 +290,10 @@ def ce_from_logits(clean_logits: Tensor, sae_logits: Tensor, zero_logits: Tensor
         keep &= chosen.to(keep.device)
     if not bool(keep.any()):
         raise MiAssertInputError("no positions left for the CE loss (all BOS or outside ce_positions)")
-    pos_mask = keep.to(clean_logits.device).double()
-    counts = pos_mask.sum(-1).clamp(min=1)
-
-    def per_prompt(logits: Tensor) -> np.ndarray:
-        ce = per_token_ce(logits, tokens.to(logits.device))
-        return ((ce * pos_mask).sum(-1) / counts).cpu().numpy()
-
-    return CELosses(per_prompt(clean_logits), per_prompt(sae_logits), per_prompt(zero_logits))
+    pos_mask = keep.to(token_ce.device).double()
+    per_prompt = (token_ce.double() * pos_mask).sum(-1) / pos_mask.sum(-1).clamp(min=1)
+    clean, sae, zero = per_prompt.cpu().numpy()
+    return CELosses(clean, sae, zero)
 
 
 def decoder_directions(sae: Any) -> Tensor:
@@ -313,15 +320,54 @@ def max_cosine_per_feature(sae: Any, true_features: Tensor) -> Tensor:
     return ((feats / norms) @ dec.T).max(dim=1).values
 
 
+def clean_sae_zero(encode_decode: Callable[[Tensor], tuple[Tensor, Tensor]], mask: Tensor,
+                   hook: str, stash: dict[str, Tensor]) -> Callable[[Tensor], Tensor]:
+    """The splice's edit: clean activation ``[B, ...]`` -> ``[3B, ...]`` clean | SAE | zeros.
+
+    The SAE's reconstruction replaces the activation at the counted positions only (BOS keeps
+    its clean value, as SAELens's evals do); the clean activation, feature activations and
+    reconstruction are kept in ``stash`` for the reconstruction statistics.
+    """
+
+    def edit(clean: Tensor) -> Tensor:
+        check_finite(f"activation {hook!r}", clean)
+        feats, recon = encode_decode(clean)
+        stash.update(acts=clean.detach().clone(), feats=feats, recon=recon)
+        keep = mask.to(clean.device).reshape(mask.shape + (1,) * (clean.ndim - 2))
+        return torch.cat([clean, torch.where(keep, recon, clean), torch.zeros_like(clean)])
+
+    return edit
+
+
+def spliced_token_ce(handle: Any, tokens: Tensor, hook: str, edit: Callable[[Tensor], Tensor],
+                     n_variants: int = 3) -> Tensor:
+    """Per-token next-token CE ``[n_variants, B, T - 1]`` with ``hook`` replaced by ``edit``'s
+    variants, on any backend.
+
+    A supported TransformerLens model takes the fast splice (``mi_assert.kernels``: layers
+    before the hook once, chunked cross-entropy without full logits); every other backend runs
+    the batch stacked ``n_variants`` times through ``handle.run_with_edits``.
+    """
+    from mi_assert.kernels import fast_spliced_ce
+
+    fast = fast_spliced_ce(handle, tokens, hook, edit)
+    if fast is not None:
+        return fast
+    b = tokens.shape[0]
+    logits, _ = handle.run_with_edits(tokens.repeat(n_variants, 1), {hook: lambda act: edit(act[:b])})
+    return per_token_ce(logits, tokens.repeat(n_variants, 1)).view(n_variants, b, -1)
+
+
 def measure_on_model(handle: Any, sae: Any, tokens: Tensor, hook: str, *, with_ce: bool = True,
                      exclude_bos: bool = True, ce_positions: Sequence[int] | None = None
                      ) -> tuple[ReconstructionSamples, CELosses | None]:
     """Everything ``run_evals`` reports, per token/prompt.
 
-    With ``with_ce`` it is one forward pass over the batch stacked three times — clean | SAE
-    spliced | zero-ablated — that also captures the clean activations at the hook (the SAE runs
-    once, on the middle copy, whose activation equals the clean one since nothing upstream
-    differs). SAELens's ``run_evals`` spends four passes on the same numbers.
+    With ``with_ce`` the SAE is spliced in once (:func:`spliced_token_ce`): clean | SAE spliced
+    | zero-ablated variants of the batch share one pass (on TransformerLens models the layers
+    before the hook run once), and the clean activation captured there feeds the
+    reconstruction statistics. SAELens's ``run_evals`` spends four full passes on the same
+    numbers.
     """
     tokens = handle.to_tokens(tokens)
     mask = bos_mask(handle, tokens) if exclude_bos else torch.ones_like(tokens, dtype=torch.bool)
@@ -331,18 +377,8 @@ def measure_on_model(handle: Any, sae: Any, tokens: Tensor, hook: str, *, with_c
         return reconstruction_samples(acts, feats, recon, mask), None
     if tokens.shape[1] < 2:
         raise MiAssertInputError("CE loss needs prompts of at least 2 tokens")
-    b = tokens.shape[0]
     stash: dict[str, Tensor] = {}
-
-    def splice_and_ablate(act: Tensor) -> Tensor:
-        clean = act[:b]
-        check_finite(f"activation {hook!r}", clean)
-        feats, recon = sae_forward(sae, act[b:2 * b], f"activation at {hook!r}")
-        stash.update(acts=clean.detach().clone(), feats=feats, recon=recon)
-        keep = mask.to(act.device).reshape(mask.shape + (1,) * (act.ndim - 2))
-        return torch.cat([clean, torch.where(keep, recon, act[b:2 * b]), torch.zeros_like(act[2 * b:])])
-
-    logits, _ = handle.run_with_edits(tokens.repeat(3, 1), {hook: splice_and_ablate})
+    edit = clean_sae_zero(lambda act: sae_forward(sae, act, f"activation at {hook!r}"), mask, hook, stash)
+    token_ce = spliced_token_ce(handle, tokens, hook, edit)
     stats = reconstruction_samples(stash["acts"], stash["feats"], stash["recon"], mask)
-    ce = ce_from_logits(logits[:b], logits[b:2 * b], logits[2 * b:], tokens, mask, ce_positions)
-    return stats, ce
+    return stats, ce_per_prompt(token_ce, tokens, mask, ce_positions)

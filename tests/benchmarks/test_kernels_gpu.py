@@ -97,3 +97,43 @@ def test_bench_sae_encode_decode(gpu_bench, benchmark, dtype):
     flops = 4 * n * d_in * d_sae
     benchmark.extra_info.update(matmul_ceiling_flops=ceiling,
                                 fraction_of_ceiling=flops / median_s / ceiling)
+
+
+def test_bench_sae_ce_splice(gpu_bench, benchmark, twins):
+    """CE loss with an SAE spliced at blocks.8.hook_resid_pre (clean | SAE | zero), against the
+    hook-based TL path on the same batch; fraction of the fp32 ceiling over the needed FLOPs."""
+    from mi_assert.kernels.floor import layer_flops
+    from mi_assert.kernels.functional import functional_model
+    from mi_assert.kernels.sae_splice import spliced_next_token_ce
+    from mi_assert.sae.metrics import clean_sae_zero
+
+    _, handle, _ = twins
+    torch.set_float32_matmul_precision("highest")
+    batch, n_pos, layer, d, d_sae = 32, 128, 8, 768, 24576
+    gen = torch.Generator().manual_seed(0)
+    W_enc = (torch.randn(d, d_sae, generator=gen) / d**0.5).cuda()
+    W_dec = (torch.randn(d_sae, d, generator=gen) / d_sae**0.5).cuda()
+    b_enc, b_dec = (0.1 * torch.randn(d_sae, generator=gen)).cuda(), (0.1 * torch.randn(d, generator=gen)).cuda()
+    tokens = torch.randint(0, handle.d_vocab, (batch, n_pos), generator=gen).cuda()
+    edit = clean_sae_zero(lambda a: sae_forward(a, W_enc, b_enc, W_dec, b_dec)[::-1],
+                          torch.ones_like(tokens, dtype=torch.bool), "resid", {})
+    fm = functional_model(handle.model)
+    hook = f"blocks.{layer}.hook_resid_pre"
+    with torch.no_grad():
+        def tl_path() -> torch.Tensor:
+            return handle.model.run_with_hooks(
+                tokens.repeat(3, 1), fwd_hooks=[(hook, lambda act, hook: edit(act[:batch]))],
+                return_type="loss", loss_per_token=True).reshape(3, batch, -1)
+
+        tl_path()
+        tl_s, ref = seconds_of(tl_path, "cuda")
+        ours, median_s = gpu_bench(lambda: spliced_next_token_ce(fm, tokens, layer, "hook_resid_pre", edit),
+                                   "cuda", rounds=10, warmup=2)
+    err = float((ours - ref).abs().max())
+    per_layer = layer_flops(d, 12, 64, 3072, batch, n_pos)
+    needed = (layer + 3 * (12 - layer)) * per_layer + 6 * batch * (n_pos - 1) * d * handle.d_vocab \
+        + 4 * batch * n_pos * d * d_sae
+    benchmark.extra_info.update(max_abs_err_vs_tl=err, tl_hook_path_seconds=tl_s,
+                                speedup_vs_tl_hooks=tl_s / median_s,
+                                fraction_of_fp32_ceiling=needed / median_s / FP32_MATMUL_FLOPS)
+    assert err <= 1e-3  # per-token CE (about 11 nats) in float32
