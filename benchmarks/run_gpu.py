@@ -237,7 +237,7 @@ def main() -> None:
     sae_flops = 2 * 2 * n_act * d_in * d_sae
     with torch.no_grad():
         recon_ref = sae_forward_unfused(x.double(), W_enc.double(), b_enc.double(),
-                                        W_dec.double(), b_dec.double())[0]
+                                        W_dec.double(), b_dec.double())[1]
         for precision, dtype in (("fp32", torch.float32), ("tf32", torch.float32),
                                  ("bf16", torch.bfloat16)):
             args_ = [t_.to(dtype) for t_ in (x, W_enc, b_enc, W_dec, b_dec)]
@@ -245,7 +245,7 @@ def main() -> None:
             torch.set_float32_matmul_precision("high" if precision == "tf32" else "highest")
             for impl, f in (("ours fused", sae_forward), ("SAELens ops", sae_forward_unfused)):
                 fn = lambda f=f, a=args_: f(*a)  # noqa: E731
-                recon = fn()[0]
+                recon = fn()[1]
                 t = median(time_calls(fn, device, warmup=2, repeat=args.repeat))
                 rel = float((recon.double() - recon_ref).norm() / recon_ref.norm())
                 rows.append({"work": f"SAE {d_in}->{d_sae} enc+dec, {n_act} rows",

@@ -71,12 +71,8 @@ def main() -> None:
     mask = tokens != 0
     hook = f"blocks.{layer}.hook_resid_pre"
 
-    def encode_decode(act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        recon, feats = sae_forward(act, W_enc, b_enc, W_dec, b_dec)
-        return feats, recon
-
     stash: dict[str, torch.Tensor] = {}
-    edit = clean_sae_zero(encode_decode, mask, hook, stash)
+    edit = clean_sae_zero(lambda act: sae_forward(act, W_enc, b_enc, W_dec, b_dec), mask, hook, stash)
 
     @torch.no_grad()
     def product() -> torch.Tensor:

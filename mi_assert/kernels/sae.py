@@ -34,16 +34,18 @@ def sae_decode(acts: Tensor, W_dec: Tensor, b_dec: Tensor) -> Tensor:
 
 def sae_forward(x: Tensor, W_enc: Tensor, b_enc: Tensor, W_dec: Tensor, b_dec: Tensor,
                 apply_b_dec_to_input: bool = True) -> tuple[Tensor, Tensor]:
-    """(reconstruction, feature activations) of a standard ReLU SAE."""
+    """(feature activations, reconstruction) of a standard ReLU SAE, the order of
+    ``mi_assert.sae.metrics.sae_forward``."""
     acts = sae_encode(x, W_enc, b_enc, b_dec if apply_b_dec_to_input else None)
-    return sae_decode(acts, W_dec, b_dec), acts
+    return acts, sae_decode(acts, W_dec, b_dec)
 
 
 def sae_forward_unfused(x: Tensor, W_enc: Tensor, b_enc: Tensor, W_dec: Tensor, b_dec: Tensor
                         ) -> tuple[Tensor, Tensor]:
-    """SAELens's ``StandardSAE`` op sequence, verbatim (the baseline the fused path is timed against)."""
+    """SAELens's ``StandardSAE`` op sequence, verbatim (the baseline the fused path is timed
+    against): (feature activations, reconstruction)."""
     acts = torch.relu((x - b_dec) @ W_enc + b_enc)
-    return acts @ W_dec + b_dec, acts
+    return acts, acts @ W_dec + b_dec
 
 
 def fusable_standard_sae(sae: Any) -> bool:

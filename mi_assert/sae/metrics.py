@@ -124,7 +124,7 @@ def sae_forward(sae: Any, acts: Tensor, what: str = "activations") -> tuple[Tens
     flat, reshaped = _flatten_to_d_in(sae, acts, what)
     dev = torch.device(getattr(sae, "device", None) or sae.W_dec.device)
     if fusable_standard_sae(sae):  # SAELens's op sequence with the bias/ReLU in GEMM epilogues
-        recon, feats = fused_sae_forward(flat.to(device=dev, dtype=sae.W_enc.dtype), sae.W_enc,
+        feats, recon = fused_sae_forward(flat.to(device=dev, dtype=sae.W_enc.dtype), sae.W_enc,
                                          sae.b_enc, sae.W_dec, sae.b_dec,
                                          bool(sae.cfg.apply_b_dec_to_input))
         if reshaped:

@@ -115,7 +115,7 @@ def test_bench_sae_ce_splice(gpu_bench, benchmark, twins):
     W_dec = (torch.randn(d_sae, d, generator=gen) / d_sae**0.5).cuda()
     b_enc, b_dec = (0.1 * torch.randn(d_sae, generator=gen)).cuda(), (0.1 * torch.randn(d, generator=gen)).cuda()
     tokens = torch.randint(0, handle.d_vocab, (batch, n_pos), generator=gen).cuda()
-    edit = clean_sae_zero(lambda a: sae_forward(a, W_enc, b_enc, W_dec, b_dec)[::-1],
+    edit = clean_sae_zero(lambda a: sae_forward(a, W_enc, b_enc, W_dec, b_dec),
                           torch.ones_like(tokens, dtype=torch.bool), "resid", {})
     fm = functional_model(handle.model)
     hook = f"blocks.{layer}.hook_resid_pre"

@@ -20,7 +20,7 @@ def test_fused_sae_equals_saelens_standard_sae():
         x = torch.randn(50, 32)
         acts_ref = sae.encode(x)
         recon_ref = sae.decode(acts_ref)
-        recon, acts = sae_forward(x, sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec)
+        acts, recon = sae_forward(x, sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec)
     assert (acts_ref > 0).float().mean() > 0.1  # the ReLU is doing something
     assert (acts - acts_ref).abs().max() <= 1e-4
     assert (recon - recon_ref).abs().max() <= 1e-4
