@@ -75,7 +75,7 @@ def ablation_sources(
 
     * ``mean``: the mean over ``reference`` prompts (default: ``tokens`` themselves), per
       position (and per head), i.e. the activation averaged over the batch axis;
-    * ``zero``: zeros;
+    * ``zero``: zeros (a 0-dim tensor that broadcasts into the slot: no forward pass needed);
     * ``resample``: the activation of another prompt of ``reference`` (default ``tokens``),
       chosen by a seeded permutation with no fixed points when the batch has >= 2 prompts;
     * ``noise``: the activation plus Gaussian noise with std ``noise_scale`` × the activation's
@@ -91,7 +91,7 @@ def ablation_sources(
         )
     hooks = hooks_of(components)
     need_ref = method in ("mean", "resample")
-    need_own = method == "noise" or method == "zero"
+    need_own = method == "noise"
     _, own = handle.run_with_cache(tokens, hooks) if need_own else (None, {})
     _, ref_cache = handle.run_with_cache(ref, hooks) if need_ref else (None, {})
     gen = torch.Generator().manual_seed(int(seed))
@@ -101,7 +101,7 @@ def ablation_sources(
         if method == "mean":
             out[comp] = ref_cache[comp.hook].mean(dim=0, keepdim=True)
         elif method == "zero":
-            out[comp] = torch.zeros_like(own[comp.hook])
+            out[comp] = torch.zeros(())
         elif method == "resample":
             acts = ref_cache[comp.hook]
             idx = _derangement(acts.shape[0], batch, gen)

@@ -242,11 +242,13 @@ def assert_sae_reconstruction(
     members: list[Callable[[float], Evidence]] = []
 
     def weighted_rows(make: Callable[[_SeedMeasurement], tuple[Any, int]],
-                      threshold: float, alternative: Alternative) -> dict[int, Callable[[float], BootstrapResult]]:
+                      threshold: float, alternative: Alternative, method: str = "BCa"
+                      ) -> dict[int, Callable[[float], BootstrapResult]]:
         rows: dict[int, Callable[[float], BootstrapResult]] = {}
         for seed, m in measured.items():
             statistic, n_units = make(m)
-            boot = WeightedBootstrap(statistic, n_units, n_resamples=n_resamples, seed=seed)
+            boot = WeightedBootstrap(statistic, n_units, n_resamples=n_resamples, seed=seed,
+                                     method=method)
             rows[seed] = (lambda a, b=boot: b.result(threshold, alternative, a))
         return rows
 
@@ -282,8 +284,9 @@ def assert_sae_reconstruction(
         members.append(_mean_member(f"L0 < {l0_range[1]}", "L0 (active latents per token)",
                                     l0_rows, float(l0_range[1]), "less", seed_list[0]))
     if max_dead_fraction is not None:
+        # percentile, not BCa: see WeightedBootstrap (the dead fraction's resamples only rise)
         rows = weighted_rows(lambda m: (dead_fraction_statistic(m.stats.fired), m.stats.n_prompts),
-                             float(max_dead_fraction), "less")
+                             float(max_dead_fraction), "less", method="percentile")
         members.append(_family_member_from_rows(
             f"dead fraction < {max_dead_fraction}", "dead latent fraction", rows,
             float(max_dead_fraction), "less"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from scipy import special
 
 from mi_assert.errors import MiAssertInputError
 from mi_assert.stats.bootstrap import Alternative, BootstrapResult
@@ -27,20 +28,35 @@ def resample_counts(rng: np.random.Generator, n_units: int, size: int) -> np.nda
     return np.bincount(flat, minlength=size * n_units).reshape(size, n_units).astype(np.float64)
 
 
+#: above this many units the jackknife for the BCa acceleration deletes groups of units
+JACKKNIFE_GROUPS = 500
+
+
 class WeightedBootstrap:
     """The bootstrap distribution of ``statistic`` over resampled units (prompts), computed once.
 
     :meth:`result` turns it into a :class:`BootstrapResult` at any level ``alpha`` (a Holm
-    family re-reads the same distribution at its member's level). Interval: two-sided
-    ``1 - alpha`` percentile; ``bound``: the one-sided ``alpha`` (or ``1 - alpha``) quantile;
-    ``p_value``: the share of resamples on the wrong side of the threshold (+1 corrected), as
-    in :func:`~mi_assert.stats.bootstrap_mean`.
+    family re-reads the same distribution at its member's level). Intervals are BCa, as in
+    :func:`~mi_assert.stats.bootstrap_mean` (scipy's formulas: bias correction from the share of
+    resamples below the estimate, acceleration from a delete-one-prompt jackknife, or
+    delete-a-group with more than ``JACKKNIFE_GROUPS`` prompts): the two-sided ``1 - alpha``
+    interval, and the ``bound`` is one side of the ``1 - 2 alpha`` interval. Where BCa is
+    undefined or reaches past the resamples (a corrected level below ``1 / n_resamples`` or
+    above ``1 - 1 / n_resamples``: nearly every resample on one side of the estimate) the
+    percentile interval is used, and ``method`` says which. ``method="percentile"`` asks for
+    percentiles outright (the dead fraction: resampling can only drop prompts, so its resamples
+    sit above the estimate and BCa would pull the upper bound down onto the estimate; the
+    percentile bound is the conservative one). ``p_value``: the share of resamples on the wrong
+    side of the threshold (+1 corrected).
     """
 
     def __init__(self, statistic: WeightedStatistic, n_units: int, *, n_resamples: int = 2000,
-                 seed: int = 0, chunk: int = 500) -> None:
+                 seed: int = 0, chunk: int = 500, method: str = "BCa") -> None:
         if n_units < 1:
             raise MiAssertInputError("no samples: need at least one prompt")
+        if method not in ("BCa", "percentile"):
+            raise MiAssertInputError(f"method={method!r}: allowed 'BCa' or 'percentile'")
+        self.method = method
         self.n = n_units
         self.estimate = float(statistic(np.ones((1, n_units)))[0])
         if not np.isfinite(self.estimate):
@@ -49,6 +65,7 @@ class WeightedBootstrap:
                 "clean CE loss, or activations with zero variance); check the inputs"
             )
         dist = np.array([self.estimate])
+        self.acceleration = float("nan")
         if n_units >= 2:
             rng = np.random.default_rng(seed)
             parts = [np.asarray(statistic(resample_counts(rng, n_units, min(chunk, n_resamples - start))),
@@ -58,7 +75,21 @@ class WeightedBootstrap:
             dist = dist[np.isfinite(dist)]  # a resample can degenerate (a zero denominator)
             if dist.size == 0:
                 dist = np.array([self.estimate])
+            if n_units >= 3 and method == "BCa":
+                self.acceleration = _jackknife_acceleration(statistic, n_units, chunk)
         self.dist = dist
+
+    def _quantiles(self, levels: list[float]) -> tuple[list[float], str]:
+        """BCa quantiles of the distribution at ``levels`` (percentile where BCa is undefined)."""
+        dist, est, a_hat = self.dist, self.estimate, self.acceleration
+        z0 = special.ndtri(((dist < est).sum() + (dist <= est).sum()) / (2.0 * dist.size))
+        if self.method == "BCa" and np.isfinite(z0) and np.isfinite(a_hat):
+            z = special.ndtri(np.asarray(levels))
+            adjusted = special.ndtr(z0 + (z0 + z) / (1 - a_hat * (z0 + z)))
+            resolvable = 1.0 / dist.size
+            if np.all(np.isfinite(adjusted)) and np.all((adjusted >= resolvable) & (adjusted <= 1 - resolvable)):
+                return [float(q) for q in np.quantile(dist, adjusted)], "BCa (prompts resampled)"
+        return [float(q) for q in np.quantile(dist, levels)], "percentile (prompts resampled)"
 
     def result(self, threshold: float | None, alternative: Alternative = "greater",
                alpha: float = 0.05) -> BootstrapResult:
@@ -69,10 +100,9 @@ class WeightedBootstrap:
             low = high = bound = est
             method = "degenerate"
         else:
-            q = np.quantile(dist, [alpha / 2, 1 - alpha / 2, alpha, 1 - alpha])
-            low, high = float(q[0]), float(q[1])
-            bound = float(q[2] if alternative == "greater" else q[3])
-            method = "percentile (prompts resampled)"
+            (low, high, lower, upper), method = self._quantiles(
+                [alpha / 2, 1 - alpha / 2, alpha, 1 - alpha])
+            bound = lower if alternative == "greater" else upper
         p_value: float | None = None
         if threshold is not None:
             if method == "degenerate":
@@ -87,6 +117,27 @@ class WeightedBootstrap:
         )
 
 
+def _jackknife_acceleration(statistic: WeightedStatistic, n_units: int, chunk: int) -> float:
+    """BCa acceleration ``sum(d^3) / (6 sum(d^2)^1.5)``, ``d`` = jackknife mean - jackknife values.
+
+    Delete-one-unit weights (a row of ones with one zero), or with many units delete-a-group
+    (``JACKKNIFE_GROUPS`` contiguous groups of near-equal size: the grouped jackknife).
+    """
+    n_groups = min(n_units, JACKKNIFE_GROUPS)
+    group_of = np.arange(n_units) * n_groups // n_units
+    values = []
+    for start in range(0, n_groups, chunk):
+        groups = np.arange(start, min(start + chunk, n_groups))
+        weights = (group_of[None, :] != groups[:, None]).astype(np.float64)
+        values.append(np.asarray(statistic(weights), dtype=np.float64))
+    jack = np.concatenate(values)
+    if not np.all(np.isfinite(jack)):
+        return float("nan")
+    d = jack.mean() - jack
+    den = 6.0 * (d @ d) ** 1.5
+    return float((d**3).sum() / den) if den > 0 else 0.0
+
+
 def bootstrap_weighted(
     statistic: WeightedStatistic,
     n_units: int,
@@ -97,7 +148,8 @@ def bootstrap_weighted(
     n_resamples: int = 2000,
     seed: int = 0,
 ) -> BootstrapResult:
-    """Percentile bootstrap of ``statistic`` over ``n_units`` resampled units (prompts)."""
+    """BCa bootstrap of ``statistic`` over ``n_units`` resampled units (prompts) (see
+    :class:`WeightedBootstrap`)."""
     return WeightedBootstrap(statistic, n_units, n_resamples=n_resamples, seed=seed).result(
         threshold, alternative, alpha)
 

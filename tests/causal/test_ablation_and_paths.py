@@ -80,3 +80,23 @@ def test_path_patching_bad_inputs(planted_pairs):
         mi_assert.assert_path_patching(handle, ps, sender="L0H0", receivers=["L1H0"], receiver_input="z")
     with pytest.raises(MiAssertInputError, match="must be attention heads"):
         mi_assert.assert_path_patching(handle, ps, sender="L0H0", receivers=["attn1"])
+
+
+def test_zero_ablation_needs_no_forward_and_zeroes_only_the_slot(planted_pairs, monkeypatch):
+    import torch
+
+    from mi_assert.causal.components import parse_components
+    from mi_assert.causal.interventions import ablation_sources, edits_for
+
+    handle, gt, ps = planted_pairs
+    comps = parse_components(handle, gt.heads("induction"))
+    monkeypatch.setattr(handle, "run_with_cache", lambda *a, **k: pytest.fail("zero ablation ran a forward"))
+    sources = ablation_sources(handle, ps.clean, comps, "zero")
+    monkeypatch.undo()
+    act = torch.randn(ps.clean.shape[0], ps.clean.shape[1], handle.n_heads, handle.d_head)
+    out = act
+    for edit in edits_for(comps, sources)[comps[0].hook]:
+        out = edit(out)
+    heads = [c.head for c in comps]
+    others = [h for h in range(handle.n_heads) if h not in heads]
+    assert (out[:, :, heads] == 0).all() and torch.equal(out[:, :, others], act[:, :, others])
