@@ -24,13 +24,6 @@ def gpt2_like() -> TransformerLensHandle:
                                                  d_vocab=61, n_ctx=24, seed=1))
 
 
-@pytest.fixture(scope="module")
-def planted_handle():
-    from mi_assert import load_model
-
-    return load_model("planted-induction@s0", device="cpu")
-
-
 def induction_batch(handle, batch: int = 4, half: int = 8, seed: int = 0):
     """BOS + random tokens repeated twice; corrupted = the second half re-drawn. The metric is
     the logit difference for the true next token at the last position."""

@@ -31,13 +31,6 @@ def gpt2_like() -> TransformerLensHandle:
                                                  d_vocab=61, n_ctx=24, seed=2))
 
 
-@pytest.fixture(scope="module")
-def planted_handle():
-    from mi_assert import load_model
-
-    return load_model("planted-induction@s0", device="cpu")
-
-
 def tokens_for(handle, batch: int = 5, n_pos: int = 12) -> torch.Tensor:
     gen = torch.Generator().manual_seed(4)
     return torch.randint(0, handle.d_vocab, (batch, n_pos), generator=gen)
