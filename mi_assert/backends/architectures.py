@@ -143,8 +143,82 @@ GPT2 = Architecture(
     weights=_gpt2_weights,
 )
 
+
+
+def _llama_weights(module: Any, cfg: Any) -> ModelWeights:
+    """Llama weights in TransformerLens layout (as TL's ``convert_llama_weights``; grouped K/V
+    heads repeated to every query head, as TL's ``W_K``/``W_V`` properties do)."""
+    n_heads = int(cfg.num_attention_heads)
+    d_model = int(cfg.hidden_size)
+    d_head = llama_head_dim(cfg)
+    n_kv = int(getattr(cfg, "num_key_value_heads", None) or n_heads)
+    w_q, w_k, w_v, w_o = [], [], [], []
+    for block in module.model.layers:
+        attn = block.self_attn
+        w_q.append(attn.q_proj.weight.detach().reshape(n_heads, d_head, d_model).transpose(1, 2))
+        for proj, dest in ((attn.k_proj, w_k), (attn.v_proj, w_v)):
+            per_kv = proj.weight.detach().reshape(n_kv, d_head, d_model).transpose(1, 2)
+            dest.append(per_kv.repeat_interleave(n_heads // n_kv, dim=0))
+        # o_proj.weight is [d_model, H * d_head]
+        w_o.append(attn.o_proj.weight.detach().T.reshape(n_heads, d_head, d_model))
+    return ModelWeights(
+        W_E=module.model.embed_tokens.weight.detach(),
+        W_U=module.lm_head.weight.detach().T,
+        W_Q=torch.stack(w_q),
+        W_K=torch.stack(w_k),
+        W_V=torch.stack(w_v),
+        W_O=torch.stack(w_o),
+    )
+
+
+def llama_head_dim(cfg: Any) -> int:
+    """``hidden_size // num_attention_heads``, the only head size TransformerLens's Llama uses."""
+    d_head = int(cfg.hidden_size) // int(cfg.num_attention_heads)
+    explicit = getattr(cfg, "head_dim", None)
+    if explicit is not None and int(explicit) != d_head:
+        raise UnsupportedModelError(
+            f"Llama config with head_dim={explicit} != hidden_size / num_attention_heads = {d_head}: "
+            "TransformerLens's canonical shapes assume the latter; mi-assert does not map this model"
+        )
+    return d_head
+
+
+_LLAMA_LAYER = "model.layers.{layer}"
+_LLAMA_ATTN = _LLAMA_LAYER + ".self_attn"
+
+#: Llama-family decoders (``LlamaForCausalLM``): RMSNorm, rotary, gated MLP, grouped K/V heads.
+#: hook_q/hook_k/hook_v are the projections before rotary (as TL's; ``hook_k``/``hook_v`` have
+#: the key/value heads only, as TL's grouped-query attention); there is no hook_pos_embed.
+LLAMA = Architecture(
+    name="llama",
+    model_types=("llama",),
+    pre_block={
+        "hook_embed": HookSite(Site("model.embed_tokens", "output", 0)),
+    },
+    block={
+        "hook_resid_pre": HookSite(Site(_LLAMA_LAYER, "input", 0)),
+        "attn.hook_q": HookSite(Site(_LLAMA_ATTN + ".q_proj", "output", 1), "heads"),
+        "attn.hook_k": HookSite(Site(_LLAMA_ATTN + ".k_proj", "output", 2), "heads"),
+        "attn.hook_v": HookSite(Site(_LLAMA_ATTN + ".v_proj", "output", 3), "heads"),
+        "attn.hook_attn_scores": HookSite(Site(_LLAMA_ATTN, "input", 4, _SOFTMAX_OPS), "causal_scores"),
+        "attn.hook_pattern": HookSite(Site(_LLAMA_ATTN, "output", 5, _SOFTMAX_OPS)),
+        "attn.hook_z": HookSite(Site(_LLAMA_ATTN + ".o_proj", "input", 6), "heads"),
+        "hook_attn_out": HookSite(Site(_LLAMA_ATTN, "output", 7, tuple_index=0)),
+        # ``hidden_states = residual + hidden_states`` after attention in LlamaDecoderLayer.forward
+        "hook_resid_mid": HookSite(Site(_LLAMA_LAYER, "output", 8, ("hidden_states_1",))),
+        "hook_mlp_out": HookSite(Site(_LLAMA_LAYER + ".mlp", "output", 9)),
+        "hook_resid_post": HookSite(Site(_LLAMA_LAYER, "output", 10, tuple_index=0)),
+    },
+    post_block={
+        # RMSNorm: TL's hook_normalized is x / rms, before the weight (no bias)
+        "ln_final.hook_normalized": HookSite(Site("model.norm", "output", 0), "ln_affine"),
+    },
+    logits=Site("lm_head", "output", 1),
+    weights=_llama_weights,
+)
+
 #: architecture name → table; HF ``model_type`` values are matched against ``model_types``
-ARCHITECTURES: dict[str, Architecture] = {GPT2.name: GPT2}
+ARCHITECTURES: dict[str, Architecture] = {GPT2.name: GPT2, LLAMA.name: LLAMA}
 
 
 def supported_model_types() -> list[str]:
@@ -167,11 +241,12 @@ def architecture_for(hf_config: Any, what: str = "model") -> Architecture:
 
 # ----- views: site tensor <-> canonical tensor ------------------------------------------------
 def to_canonical(view: View, value: Tensor, n_heads: int, batch: int,
-                 affine: tuple[Tensor, Tensor] | None = None) -> Tensor:
+                 affine: tuple[Tensor, Tensor] | None = None, d_head: int | None = None) -> Tensor:
     """Cut the canonical (TransformerLens-shaped) activation out of a site's tensor.
 
     ``affine`` is the (weight, bias) of the layer norm whose output is the site, for the
-    ``ln_affine`` view.
+    ``ln_affine`` view. ``d_head`` (when given) sizes the ``heads`` view, so a projection with
+    fewer heads (grouped key/value heads) splits into as many heads as it holds.
     """
     if view == "identity":
         return value
@@ -184,6 +259,8 @@ def to_canonical(view: View, value: Tensor, n_heads: int, batch: int,
         part = value.split(d_model, dim=-1)["qkv".index(view)]
         return part.reshape(*part.shape[:-1], n_heads, d_model // n_heads)
     if view == "heads":
+        if d_head is not None:
+            return value.reshape(*value.shape[:-1], value.shape[-1] // d_head, d_head)
         return value.reshape(*value.shape[:-1], n_heads, value.shape[-1] // n_heads)
     if view == "expand_batch":
         return value.expand(batch, *value.shape[1:])

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from mi_assert.errors import MiAssertInputError, check_finite
+from mi_assert.errors import MiAssertInputError, UnknownHookError, check_finite
 from mi_assert.hooks import HookName, all_hook_names, parse_hook
 
 #: An edit receives the activation at a hook (canonical shape) and returns its replacement.
@@ -110,6 +110,12 @@ class ModelHandle(ABC):
         return True
 
     @property
+    def has_pos_embed(self) -> bool:
+        """Whether the model adds a learned positional embedding (``hook_pos_embed``); rotary
+        models (Llama) have none."""
+        return True
+
+    @property
     def tokenizer(self) -> Any | None:
         return None
 
@@ -159,9 +165,16 @@ class ModelHandle(ABC):
 
     # ----- validation --------------------------------------------------------------------
     def hook_names(self) -> list[str]:
-        return all_hook_names(self.n_layers, self.has_mlp)
+        names = all_hook_names(self.n_layers, self.has_mlp)
+        return names if self.has_pos_embed else [n for n in names if n != "hook_pos_embed"]
 
     def parse_hook(self, name: str) -> HookName:
+        if name == "hook_pos_embed" and not self.has_pos_embed:
+            raise UnknownHookError(
+                f"hook 'hook_pos_embed': {self.spec!r} has no learned positional embedding "
+                "(rotary positions act inside attention); the residual stream starts at "
+                "hook_embed / blocks.0.hook_resid_pre"
+            )
         return parse_hook(name, self.n_layers, self.has_mlp)
 
     def check_layer(self, layer: int) -> int:
@@ -386,6 +399,15 @@ class TLConfigShapes:
     @property
     def has_mlp(self) -> bool:
         return not bool(getattr(self.cfg, "attn_only", False))
+
+    @property
+    def has_pos_embed(self) -> bool:
+        return tl_has_pos_embed(self.cfg)
+
+
+def tl_has_pos_embed(cfg: Any) -> bool:
+    """TransformerLens calls ``hook_pos_embed`` for learned (standard/shortformer) positions only."""
+    return getattr(cfg, "positional_embedding_type", "standard") in ("standard", "shortformer")
 
 
 def _edit_from_intervention(iv: Intervention, hook: HookName, handle: ModelHandle) -> EditFn:

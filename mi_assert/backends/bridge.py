@@ -145,7 +145,10 @@ class BridgeHandle(TLConfigShapes, ModelHandle):
         cache: dict[str, Tensor] = {}
         for name in capture:
             fwd_hooks.append((self._bridge_name(name), _capture_hook(cache, name, keep_graph)))
-        logits = self.model.run_with_hooks(tokens, fwd_hooks=fwd_hooks, return_type="logits")
+        with warnings.catch_warnings():
+            if keep_graph:  # the norm-layer reconstruction the view above asks for, on purpose
+                warnings.filterwarnings("ignore", message=".*native-autograd path.*")
+            logits = self.model.run_with_hooks(tokens, fwd_hooks=fwd_hooks, return_type="logits")
         return logits, cache
 
     def weights(self) -> ModelWeights:
@@ -176,8 +179,13 @@ def _capture_hook(cache: dict[str, Tensor], name: str, keep_graph: bool) -> Any:
             cache[name] = act.detach()
             return None
         # Some bridge hooks see a reshaped copy (q/k/v/z are split into heads for the hook);
-        # returning it makes the bridge use this tensor downstream, so gradients reach it.
-        cache[name] = act
-        return act
+        # returning it makes the bridge use this tensor downstream, so gradients reach it. At a
+        # norm layer's hook_normalized, a new tensor object (a view): the bridge's norm layers
+        # treat "the same object came back" as "not edited" and compute their output natively,
+        # off this graph (seen on Llama's RMSNorm). Elsewhere the same object: at resid_mid
+        # (ln2's input) a new object would feed the MLP but not the residual connection.
+        out = act.view_as(act) if name.endswith("hook_normalized") else act
+        cache[name] = out
+        return out
 
     return hook

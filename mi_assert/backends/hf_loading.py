@@ -134,41 +134,92 @@ def _load_transformer_lens(name_or_path: str, device: torch.device, dtype: torch
 
 
 def hooked_transformer_from_hf(hf_model: Any, tokenizer: Any | None, device: torch.device) -> Any:
-    """A HookedTransformer with a GPT-2's weights, unprocessed (activations equal the HF model's).
+    """A HookedTransformer with a Hugging Face model's weights, unprocessed (activations equal
+    the HF model's), for the architectures in :mod:`mi_assert.backends.architectures`.
 
-    Uses TransformerLens's own GPT-2 weight converter; the config mirrors TL's
-    ``convert_hf_model_config`` for GPT-2 (but honours ``n_inner`` and ``n_positions``).
+    Uses TransformerLens's own weight converters; the configs mirror TL's
+    ``convert_hf_model_config`` (GPT-2: but honouring ``n_inner`` and ``n_positions``).
     """
     from transformer_lens import HookedTransformer, HookedTransformerConfig
-    from transformer_lens.pretrained.weight_conversions import convert_gpt2_weights
 
     hf_cfg = hf_model.config
-    architecture_for(hf_cfg, what="model")  # only GPT-2 has a converter wired here
-    cfg = HookedTransformerConfig(
-        d_model=hf_cfg.n_embd,
-        d_head=hf_cfg.n_embd // hf_cfg.n_head,
-        n_heads=hf_cfg.n_head,
-        d_mlp=hf_cfg.n_inner or 4 * hf_cfg.n_embd,
-        n_layers=hf_cfg.n_layer,
-        n_ctx=hf_cfg.n_positions,
-        eps=hf_cfg.layer_norm_epsilon,
-        d_vocab=hf_cfg.vocab_size,
-        act_fn=hf_cfg.activation_function,
-        use_attn_scale=bool(getattr(hf_cfg, "scale_attn_weights", True)),
-        scale_attn_by_inverse_layer_idx=bool(hf_cfg.scale_attn_by_inverse_layer_idx),
-        normalization_type="LN",
-        positional_embedding_type="standard",
-        original_architecture="GPT2LMHeadModel",
-        model_name=str(getattr(hf_cfg, "name_or_path", "") or "gpt2-local"),
-        tokenizer_prepends_bos=False,
-        default_prepend_bos=True,
-        device=str(device),
-        dtype=hf_model.dtype,
-    )
+    arch = architecture_for(hf_cfg, what="model")
+    common: dict[str, Any] = {
+        "model_name": str(getattr(hf_cfg, "name_or_path", "") or f"{arch.name}-local"),
+        "tokenizer_prepends_bos": False,
+        "default_prepend_bos": True,
+        "device": str(device),
+        "dtype": hf_model.dtype,
+    }
+    if arch.name == "gpt2":
+        from transformer_lens.pretrained.weight_conversions import convert_gpt2_weights
+
+        cfg = HookedTransformerConfig(**_gpt2_tl_config(hf_cfg), **common)
+        state = convert_gpt2_weights(hf_model, cfg)
+    else:
+        from transformer_lens.pretrained.weight_conversions import convert_llama_weights
+
+        cfg = HookedTransformerConfig(**_llama_tl_config(hf_cfg), **common)
+        state = convert_llama_weights(hf_model, cfg)
     model = HookedTransformer(cfg)
-    state = convert_gpt2_weights(hf_model, cfg)
     model.load_state_dict({k: v.detach().clone() for k, v in state.items()}, strict=False)
     if tokenizer is not None:
         # TL reloads the tokenizer by name_or_path to add BOS handling: the folder path works
         model.set_tokenizer(tokenizer, default_padding_side="right")
     return model.to(device).eval()
+
+
+def _gpt2_tl_config(hf_cfg: Any) -> dict[str, Any]:
+    return {
+        "d_model": hf_cfg.n_embd,
+        "d_head": hf_cfg.n_embd // hf_cfg.n_head,
+        "n_heads": hf_cfg.n_head,
+        "d_mlp": hf_cfg.n_inner or 4 * hf_cfg.n_embd,
+        "n_layers": hf_cfg.n_layer,
+        "n_ctx": hf_cfg.n_positions,
+        "eps": hf_cfg.layer_norm_epsilon,
+        "d_vocab": hf_cfg.vocab_size,
+        "act_fn": hf_cfg.activation_function,
+        "use_attn_scale": bool(getattr(hf_cfg, "scale_attn_weights", True)),
+        "scale_attn_by_inverse_layer_idx": bool(hf_cfg.scale_attn_by_inverse_layer_idx),
+        "normalization_type": "LN",
+        "positional_embedding_type": "standard",
+        "original_architecture": "GPT2LMHeadModel",
+    }
+
+
+def _llama_tl_config(hf_cfg: Any) -> dict[str, Any]:
+    """TL's ``LlamaForCausalLM`` config branch, for a config already in hand."""
+    from transformer_lens import loading_from_pretrained as tl_loading
+
+    from mi_assert.backends.architectures import llama_head_dim
+    from mi_assert.errors import UnsupportedModelError
+
+    for flag in ("attention_bias", "mlp_bias"):
+        if getattr(hf_cfg, flag, False):
+            # TL's converter writes zero biases: the HookedTransformer would compute another function
+            raise UnsupportedModelError(f"Llama config with {flag}=True: TransformerLens's converter drops those biases")
+    d_head = llama_head_dim(hf_cfg)
+    n_kv = getattr(hf_cfg, "num_key_value_heads", None)
+    cfg: dict[str, Any] = {
+        "d_model": hf_cfg.hidden_size,
+        "d_head": d_head,
+        "n_heads": hf_cfg.num_attention_heads,
+        "d_mlp": hf_cfg.intermediate_size,
+        "n_layers": hf_cfg.num_hidden_layers,
+        "n_ctx": hf_cfg.max_position_embeddings,
+        "eps": hf_cfg.rms_norm_eps,
+        "d_vocab": hf_cfg.vocab_size,
+        "act_fn": hf_cfg.hidden_act,
+        "n_key_value_heads": n_kv if n_kv not in (None, hf_cfg.num_attention_heads) else None,
+        "normalization_type": "RMS",
+        "positional_embedding_type": "rotary",
+        "rotary_adjacent_pairs": False,
+        "rotary_dim": d_head,
+        "rotary_base": tl_loading._get_rope_theta(hf_cfg),
+        "final_rms": True,
+        "gated_mlp": True,
+        "original_architecture": "LlamaForCausalLM",
+    }
+    tl_loading._apply_llama3_rope_scaling(cfg, hf_cfg)
+    return cfg

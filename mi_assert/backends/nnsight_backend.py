@@ -4,7 +4,8 @@ Two kinds of model are supported:
 
 * a Hugging Face model (``transformers``) wrapped by nnsight (``TransformersModel``,
   the deprecated ``LanguageModel``, or a plain ``NNsight``): canonical hooks are translated
-  through the architecture table in :mod:`mi_assert.backends.architectures` (GPT-2 today);
+  through the architecture table in :mod:`mi_assert.backends.architectures` (GPT-2 and
+  Llama today);
 * a TransformerLens ``HookedTransformer`` wrapped in ``nnsight.NNsight``: its ``HookPoint``
   modules are the canonical hooks, so each hook is the output of the module of that name.
 
@@ -33,7 +34,7 @@ from mi_assert.backends.architectures import (
     from_canonical,
     to_canonical,
 )
-from mi_assert.backends.base import EditFn, ModelHandle, ModelWeights
+from mi_assert.backends.base import EditFn, ModelHandle, ModelWeights, tl_has_pos_embed
 from mi_assert.errors import MiAssertInputError, UnsupportedModelError
 from mi_assert.hooks import HookName
 
@@ -146,6 +147,13 @@ class NNsightHandle(ModelHandle):
     @property
     def has_mlp(self) -> bool:
         return not bool(self._tl_cfg.attn_only) if self._tl_cfg else True
+
+    @property
+    def has_pos_embed(self) -> bool:
+        if self._tl_cfg is not None:
+            return tl_has_pos_embed(self._tl_cfg)
+        assert self._arch is not None
+        return "hook_pos_embed" in self._arch.pre_block
 
     @property
     def tokenizer(self) -> Any | None:
@@ -273,7 +281,9 @@ class NNsightHandle(ModelHandle):
         """(weight, bias) of the layer-norm module at ``site`` (read outside the trace)."""
         root = getattr(self.model, "_module", self.model)
         module = dict(root.named_modules())[site.path(layer)]
-        return module.weight.detach(), module.bias.detach()
+        weight = module.weight.detach()
+        bias = getattr(module, "bias", None)  # RMSNorm has none
+        return weight, (bias.detach() if bias is not None else torch.zeros_like(weight))
 
     def _read(self, site: Site, layer: int | None) -> Any:
         target = self._locate(site, layer)
@@ -306,7 +316,7 @@ class NNsightHandle(ModelHandle):
         views: dict[View, Tensor] = {}
         affine = self._affine(plan.site, plan.layer) if "ln_affine" in plan.names.values() else None
         for view in dict.fromkeys(plan.names.values()):
-            views[view] = to_canonical(view, value, self.n_heads, batch, affine)
+            views[view] = to_canonical(view, value, self.n_heads, batch, affine, self.d_head)
         changed = False
         for name, view in plan.names.items():
             for fn in edits.get(name, ()):

@@ -13,18 +13,25 @@ BACKENDS = ("transformer_lens", "bridge", "nnsight")
 ATOL = 1e-4
 
 
-def make_tiny_gpt2(path: Path, seed: int = 0) -> Path:
-    """A 2-layer GPT-2 (d_model 64, 4 heads, 64 positions) + a WordLevel tokenizer, saved to ``path``."""
+def word_tokenizer():
+    """100 whitespace-separated words: ``<bos>`` (0), ``<pad>`` (1), ``w0``..``w97``."""
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     words = ["<bos>", "<pad>"] + [f"w{i}" for i in range(98)]
     backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="w0"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<bos>",
-                                        eos_token="<bos>", pad_token="<pad>", unk_token="w0")
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<bos>", eos_token="<bos>",
+                                   pad_token="<pad>", unk_token="w0")
+
+
+def make_tiny_gpt2(path: Path, seed: int = 0) -> Path:
+    """A 2-layer GPT-2 (d_model 64, 4 heads, 64 positions) + a WordLevel tokenizer, saved to ``path``."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tokenizer = word_tokenizer()
     torch.manual_seed(seed)
-    config = GPT2Config(n_layer=2, n_embd=64, n_head=4, n_positions=64, vocab_size=len(words),
+    config = GPT2Config(n_layer=2, n_embd=64, n_head=4, n_positions=64, vocab_size=len(tokenizer),
                         bos_token_id=0, eos_token_id=0)
     model = GPT2LMHeadModel(config)
     with torch.no_grad():  # larger than the 0.02 init so heads and MLPs do visible work
@@ -33,6 +40,40 @@ def make_tiny_gpt2(path: Path, seed: int = 0) -> Path:
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def make_tiny_llama(path: Path, seed: int = 0) -> Path:
+    """A 2-layer Llama (d_model 64, 4 query heads sharing 2 key/value heads, RMSNorm weights
+    randomised) + the same WordLevel tokenizer as :func:`make_tiny_gpt2`, saved to ``path``."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = word_tokenizer()
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=64, bos_token_id=0, eos_token_id=0,
+                         pad_token_id=1, tie_word_embeddings=False)
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():  # larger than the 0.02 init so heads and MLPs do visible work
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_(1.0 + 0.2 * torch.randn_like(p))
+            else:
+                p.mul_(5.0)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def llama_handles(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """{backend: handle} for one tiny Llama checkpoint."""
+    from mi_assert import load_model
+
+    path = make_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {b: load_model(str(path), backend=b, device="cpu") for b in BACKENDS}
 
 
 @pytest.fixture(scope="session")

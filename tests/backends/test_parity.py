@@ -35,9 +35,8 @@ def test_shape_facts_agree(gpt2_handles: dict) -> None:
     assert {b: h.backend for b, h in gpt2_handles.items()} == {b: b for b in BACKENDS}
 
 
-@pytest.mark.parametrize("backend", OTHERS)
-def test_logits_and_every_canonical_hook_match_transformer_lens(gpt2_handles: dict, backend: str) -> None:
-    ref, other = gpt2_handles["transformer_lens"], gpt2_handles[backend]
+def assert_every_hook_matches(ref, other) -> dict:
+    """Logits and every canonical hook of ``ref`` agree on ``other``; returns ``other``'s cache."""
     names = ref.hook_names()
     tokens = _tokens()
     ref_logits, ref_cache = ref.run_with_cache(tokens, names, check_nan=False)
@@ -47,14 +46,23 @@ def test_logits_and_every_canonical_hook_match_transformer_lens(gpt2_handles: di
     assert max(gaps.values()) <= ATOL, {n: g for n, g in gaps.items() if g > ATOL}
     # the comparison is not vacuous: activations differ between hooks and prompts
     assert _max_gap(cache["blocks.1.attn.hook_pattern"], cache["blocks.0.attn.hook_pattern"]) > 1e-2
+    return cache
 
 
-def test_nnsight_matches_raw_hugging_face_model(gpt2_handles: dict) -> None:
-    handle = gpt2_handles["nnsight"]
+@pytest.mark.parametrize("backend", OTHERS)
+def test_logits_and_every_canonical_hook_match_transformer_lens(gpt2_handles: dict, backend: str) -> None:
+    assert_every_hook_matches(gpt2_handles["transformer_lens"], gpt2_handles[backend])
+
+
+def assert_nnsight_matches_raw_model(handle) -> None:
     tokens = _tokens(1)
     with torch.no_grad():
         hf_logits = handle.module(tokens).logits
     assert _max_gap(handle.forward(tokens), hf_logits) <= ATOL
+
+
+def test_nnsight_matches_raw_hugging_face_model(gpt2_handles: dict) -> None:
+    assert_nnsight_matches_raw_model(gpt2_handles["nnsight"])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -89,12 +97,11 @@ def _interventions(ref, tokens: torch.Tensor) -> list[list[Intervention]]:
     ]
 
 
-@pytest.mark.parametrize("backend", OTHERS)
-def test_interventions_give_identical_logits(gpt2_handles: dict, backend: str) -> None:
-    ref, other = gpt2_handles["transformer_lens"], gpt2_handles[backend]
+def assert_interventions_match(ref, other, cases: list[list[Intervention]]) -> None:
+    """Each intervention set changes the logits, and gives ``ref``'s logits and cache on ``other``."""
     tokens = _tokens()
     clean = ref.forward(tokens)
-    for ivs in _interventions(ref, tokens):
+    for ivs in cases:
         ref_logits, ref_cache = ref.run_with_interventions(tokens, ivs, cache_hooks=[ivs[0].hook])
         logits, cache = other.run_with_interventions(tokens, ivs, cache_hooks=[ivs[0].hook])
         label = [(iv.hook, iv.mode, iv.heads, iv.positions) for iv in ivs]
@@ -105,14 +112,21 @@ def test_interventions_give_identical_logits(gpt2_handles: dict, backend: str) -
 
 
 @pytest.mark.parametrize("backend", OTHERS)
-def test_gradients_agree(gpt2_handles: dict, backend: str) -> None:
-    ref, other = gpt2_handles["transformer_lens"], gpt2_handles[backend]
+def test_interventions_give_identical_logits(gpt2_handles: dict, backend: str) -> None:
+    ref = gpt2_handles["transformer_lens"]
+    assert_interventions_match(ref, gpt2_handles[backend], _interventions(ref, _tokens()))
+
+
+GRADIENT_HOOKS = ["hook_embed", "blocks.0.hook_resid_pre", "blocks.0.attn.hook_q",
+                  "blocks.0.attn.hook_k", "blocks.0.attn.hook_v", "blocks.0.attn.hook_pattern",
+                  "blocks.0.attn.hook_z", "blocks.0.hook_attn_out", "blocks.0.hook_resid_mid",
+                  "blocks.1.hook_mlp_out", "blocks.1.attn.hook_z", "blocks.1.hook_resid_post",
+                  "ln_final.hook_normalized"]
+
+
+def assert_gradients_match(ref, other, hooks: list[str]) -> None:
+    """d(logit difference)/d(activation) and the activations agree at every hook."""
     tokens = _tokens(4)
-    hooks = ["hook_embed", "hook_pos_embed", "blocks.0.hook_resid_pre", "blocks.0.attn.hook_q",
-             "blocks.0.attn.hook_k", "blocks.0.attn.hook_v", "blocks.0.attn.hook_pattern",
-             "blocks.0.attn.hook_z", "blocks.0.hook_attn_out", "blocks.0.hook_resid_mid",
-             "blocks.1.hook_mlp_out", "blocks.1.attn.hook_z", "blocks.1.hook_resid_post",
-             "ln_final.hook_normalized"]
 
     def metric(logits: torch.Tensor) -> torch.Tensor:
         return logits[:, -1, 5] - logits[:, -1, 7]
@@ -123,6 +137,12 @@ def test_gradients_agree(gpt2_handles: dict, backend: str) -> None:
         assert float(ref_grads[name].abs().max()) > 1e-6, f"zero reference gradient at {name}"
         assert _max_gap(grads[name], ref_grads[name]) <= ATOL, name
         assert _max_gap(acts[name], ref_acts[name]) <= ATOL, name
+
+
+@pytest.mark.parametrize("backend", OTHERS)
+def test_gradients_agree(gpt2_handles: dict, backend: str) -> None:
+    assert_gradients_match(gpt2_handles["transformer_lens"], gpt2_handles[backend],
+                           ["hook_pos_embed", *GRADIENT_HOOKS])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

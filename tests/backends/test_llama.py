@@ -1,0 +1,114 @@
+"""One Hugging Face Llama (grouped K/V heads, RMSNorm, rotary, gated MLP), three backends:
+same logits, activations, interventions, gradients and claim results."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mi_assert import Intervention, MiAssertInputError
+from tests.backends.conftest import ATOL, BACKENDS
+from tests.backends.test_parity import (
+    GRADIENT_HOOKS,
+    _max_gap,
+    _tokens,
+    assert_every_hook_matches,
+    assert_gradients_match,
+    assert_interventions_match,
+    assert_nnsight_matches_raw_model,
+)
+
+OTHERS = [b for b in BACKENDS if b != "transformer_lens"]
+
+
+def test_shape_facts_agree(llama_handles: dict) -> None:
+    facts = {b: (h.n_layers, h.n_heads, h.d_model, h.d_head, h.d_vocab, h.n_ctx, h.has_mlp,
+                 h.has_pos_embed, h.bos_token_id) for b, h in llama_handles.items()}
+    assert set(facts.values()) == {(2, 4, 64, 16, 100, 64, True, False, 0)}, facts
+
+
+@pytest.mark.parametrize("backend", OTHERS)
+def test_logits_and_every_canonical_hook_match_transformer_lens(llama_handles: dict, backend: str) -> None:
+    ref = llama_handles["transformer_lens"]
+    names = ref.hook_names()
+    assert "hook_pos_embed" not in names and len(names) == 2 + 2 * 11
+    cache = assert_every_hook_matches(ref, llama_handles[backend])
+    # grouped-query attention: 4 query heads, 2 key/value heads, as TransformerLens's hook_k
+    assert cache["blocks.0.attn.hook_q"].shape[2] == 4 and cache["blocks.0.attn.hook_k"].shape[2] == 2
+
+
+def test_nnsight_matches_raw_hugging_face_model(llama_handles: dict) -> None:
+    assert_nnsight_matches_raw_model(llama_handles["nnsight"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_residual_identities(llama_handles: dict, backend: str) -> None:
+    llama_handles[backend].check_residual_identities(_tokens(2), atol=ATOL)
+
+
+@pytest.mark.parametrize("backend", OTHERS)
+def test_interventions_give_identical_logits(llama_handles: dict, backend: str) -> None:
+    ref = llama_handles["transformer_lens"]
+    _, cc = ref.run_with_cache(_tokens(7), ["blocks.0.attn.hook_z", "blocks.1.attn.hook_k"])
+    direction = torch.randn(ref.d_model, generator=torch.Generator().manual_seed(3))
+    cases = [
+        [Intervention("blocks.0.attn.hook_z", 0.0, heads=[1], positions=[2, 3])],
+        [Intervention("blocks.1.attn.hook_k", cc["blocks.1.attn.hook_k"][:, :, [1]], heads=[1])],
+        [Intervention("blocks.0.attn.hook_q", 0.5, mode="add", heads=[3]),
+         Intervention("blocks.0.attn.hook_v", lambda v: v.flip(-1))],
+        [Intervention("blocks.1.attn.hook_pattern", lambda p: p.roll(1, dims=-1), heads=[2])],
+        [Intervention("blocks.0.hook_resid_mid", direction * 2, mode="add")],
+        [Intervention("blocks.1.hook_resid_pre", direction, mode="add", positions=[4])],
+        [Intervention("blocks.0.hook_mlp_out", 0.0), Intervention("blocks.1.hook_attn_out", 0.0, positions=[11])],
+        [Intervention("hook_embed", direction, mode="add", positions=[1])],
+        [Intervention("ln_final.hook_normalized", lambda x: x.flip(-1))],
+    ]
+    assert_interventions_match(ref, llama_handles[backend], cases)
+
+
+@pytest.mark.parametrize("backend", OTHERS)
+def test_gradients_agree(llama_handles: dict, backend: str) -> None:
+    assert_gradients_match(llama_handles["transformer_lens"], llama_handles[backend], GRADIENT_HOOKS)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_weights_in_transformer_lens_layout(llama_handles: dict, backend: str) -> None:
+    ref = llama_handles["transformer_lens"].weights()
+    got = llama_handles[backend].weights()
+    for field in ("W_E", "W_U", "W_Q", "W_K", "W_V", "W_O"):
+        a, b = getattr(got, field), getattr(ref, field)
+        assert a.shape == b.shape, field
+        assert _max_gap(a, b) <= ATOL, field
+    assert got.W_pos is None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_hook_pos_embed_is_refused_by_name(llama_handles: dict, backend: str) -> None:
+    with pytest.raises(MiAssertInputError, match="no learned positional embedding"):
+        llama_handles[backend].run_with_cache(_tokens(), ["hook_pos_embed"])
+
+
+def test_patching_sweep_is_the_same_on_every_backend(llama_handles: dict) -> None:
+    import mi_assert
+
+    clean, corrupted = _tokens(5, batch=4), _tokens(6, batch=4)
+    metric = mi_assert.logit_diff(torch.tensor([5, 6, 7, 8]), torch.tensor([9, 10, 11, 12]))
+    sweeps = {b: torch.as_tensor(mi_assert.patching_sweep(h, clean, corrupted, metric, site="head_out").values)
+              for b, h in llama_handles.items()}
+    ref = sweeps["transformer_lens"]
+    assert ref.shape == (2, 4) and float(ref.abs().max()) > 1e-2
+    for backend, values in sweeps.items():
+        assert _max_gap(values.float(), ref.float()) <= ATOL, backend
+
+
+def test_llama_with_biases_is_refused_on_transformer_lens(tmp_path) -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from mi_assert import load_model
+    from mi_assert.errors import UnsupportedModelError
+
+    config = LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=4, max_position_embeddings=16, attention_bias=True)
+    LlamaForCausalLM(config).save_pretrained(tmp_path)
+    with pytest.raises(UnsupportedModelError, match="attention_bias"):
+        load_model(str(tmp_path), backend="transformer_lens", device="cpu")
