@@ -1,8 +1,8 @@
 """Measure cross-backend parity on a tiny model (fp32, CPU): max abs differences vs TransformerLens.
 
 Usage: PYTHONPATH=. python scripts/backend_parity.py [MODEL]   (MODEL: a local HF GPT-2 or Llama
-folder or zoo name; "llama": a fresh tiny Llama; default: a fresh tiny GPT-2, both built like
-tests/backends/conftest.py's fixtures)
+folder or zoo name; "llama" / "mistral" / "qwen2": a fresh tiny decoder of that family;
+default: a fresh tiny GPT-2; all built like tests/backends/conftest.py's fixtures)
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ def main() -> None:
     from tests.backends.test_parity import _interventions, _max_gap, _tokens
 
     source = sys.argv[1] if len(sys.argv) > 1 else str(make_tiny_gpt2(Path(tempfile.mkdtemp())))
-    if source == "llama":
-        source = str(make_tiny_llama(Path(tempfile.mkdtemp())))
+    if source in ("llama", "mistral", "qwen2"):
+        source = str(make_tiny_llama(Path(tempfile.mkdtemp()), family=source))
     handles = {b: load_model(source, backend=b, device="cpu") for b in ("transformer_lens", "bridge", "nnsight")}
     ref = handles["transformer_lens"]
     names = ref.hook_names()

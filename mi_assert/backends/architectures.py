@@ -186,12 +186,13 @@ def llama_head_dim(cfg: Any) -> int:
 _LLAMA_LAYER = "model.layers.{layer}"
 _LLAMA_ATTN = _LLAMA_LAYER + ".self_attn"
 
-#: Llama-family decoders (``LlamaForCausalLM``): RMSNorm, rotary, gated MLP, grouped K/V heads.
+#: Llama-family decoders (``LlamaForCausalLM``, and Mistral and Qwen2, whose modules and forward
+#: code transformers generates from Llama's): RMSNorm, rotary, gated MLP, grouped K/V heads.
 #: hook_q/hook_k/hook_v are the projections before rotary (as TL's; ``hook_k``/``hook_v`` have
 #: the key/value heads only, as TL's grouped-query attention); there is no hook_pos_embed.
 LLAMA = Architecture(
     name="llama",
-    model_types=("llama",),
+    model_types=("llama", "mistral", "qwen2"),
     pre_block={
         "hook_embed": HookSite(Site("model.embed_tokens", "output", 0)),
     },

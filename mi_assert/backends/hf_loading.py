@@ -157,10 +157,9 @@ def hooked_transformer_from_hf(hf_model: Any, tokenizer: Any | None, device: tor
         cfg = HookedTransformerConfig(**_gpt2_tl_config(hf_cfg), **common)
         state = convert_gpt2_weights(hf_model, cfg)
     else:
-        from transformer_lens.pretrained.weight_conversions import convert_llama_weights
-
-        cfg = HookedTransformerConfig(**_llama_tl_config(hf_cfg), **common)
-        state = convert_llama_weights(hf_model, cfg)
+        config, convert = _llama_family_tl_config(hf_cfg)
+        cfg = HookedTransformerConfig(**config, **common)
+        state = convert(hf_model, cfg)
     model = HookedTransformer(cfg)
     model.load_state_dict({k: v.detach().clone() for k, v in state.items()}, strict=False)
     if tokenizer is not None:
@@ -188,38 +187,68 @@ def _gpt2_tl_config(hf_cfg: Any) -> dict[str, Any]:
     }
 
 
-def _llama_tl_config(hf_cfg: Any) -> dict[str, Any]:
-    """TL's ``LlamaForCausalLM`` config branch, for a config already in hand."""
+def _llama_family_tl_config(hf_cfg: Any) -> tuple[dict[str, Any], Any]:
+    """TL's config branch for ``LlamaForCausalLM`` / ``MistralForCausalLM`` /
+    ``Qwen2ForCausalLM``, for a config already in hand, and TL's weight converter for it."""
     from transformer_lens import loading_from_pretrained as tl_loading
+    from transformer_lens.pretrained import weight_conversions as conv
 
     from mi_assert.backends.architectures import llama_head_dim
     from mi_assert.errors import UnsupportedModelError
 
-    for flag in ("attention_bias", "mlp_bias"):
-        if getattr(hf_cfg, flag, False):
-            # TL's converter writes zero biases: the HookedTransformer would compute another function
-            raise UnsupportedModelError(f"Llama config with {flag}=True: TransformerLens's converter drops those biases")
+    model_type = hf_cfg.model_type
+    if model_type in ("llama", "mistral"):
+        for flag in ("attention_bias", "mlp_bias"):
+            if getattr(hf_cfg, flag, False):
+                # TL's converter writes zero biases: the HookedTransformer would compute another function
+                raise UnsupportedModelError(
+                    f"{model_type} config with {flag}=True: TransformerLens's converter drops those biases")
     d_head = llama_head_dim(hf_cfg)
     n_kv = getattr(hf_cfg, "num_key_value_heads", None)
-    cfg: dict[str, Any] = {
+    base: dict[str, Any] = {
         "d_model": hf_cfg.hidden_size,
         "d_head": d_head,
         "n_heads": hf_cfg.num_attention_heads,
         "d_mlp": hf_cfg.intermediate_size,
         "n_layers": hf_cfg.num_hidden_layers,
-        "n_ctx": hf_cfg.max_position_embeddings,
         "eps": hf_cfg.rms_norm_eps,
         "d_vocab": hf_cfg.vocab_size,
         "act_fn": hf_cfg.hidden_act,
-        "n_key_value_heads": n_kv if n_kv not in (None, hf_cfg.num_attention_heads) else None,
         "normalization_type": "RMS",
         "positional_embedding_type": "rotary",
+        "gated_mlp": True,
+    }
+    if model_type == "mistral":
+        window = getattr(hf_cfg, "sliding_window", None)
+        base.update({
+            # TL caps Mistral's context at 2048 (its attention-mask buffer is n_ctx^2)
+            "n_ctx": min(int(hf_cfg.max_position_embeddings), 2048),
+            "n_key_value_heads": n_kv,
+            "window_size": window,
+            "attn_types": ["local"] * hf_cfg.num_hidden_layers if window else None,
+            "use_local_attn": bool(window),
+            "rotary_base": tl_loading._get_rope_theta(hf_cfg),
+            "original_architecture": "MistralForCausalLM",
+        })
+        return base, conv.convert_mistral_weights
+    base.update({
+        "n_ctx": hf_cfg.max_position_embeddings,
         "rotary_adjacent_pairs": False,
         "rotary_dim": d_head,
-        "rotary_base": tl_loading._get_rope_theta(hf_cfg),
         "final_rms": True,
-        "gated_mlp": True,
+    })
+    if model_type == "qwen2":
+        base.update({
+            "n_key_value_heads": n_kv,
+            "use_attn_scale": True,
+            "rotary_base": int(tl_loading._get_rope_theta(hf_cfg)),
+            "original_architecture": "Qwen2ForCausalLM",
+        })
+        return base, conv.convert_qwen2_weights
+    base.update({
+        "n_key_value_heads": n_kv if n_kv not in (None, hf_cfg.num_attention_heads) else None,
+        "rotary_base": tl_loading._get_rope_theta(hf_cfg),
         "original_architecture": "LlamaForCausalLM",
-    }
-    tl_loading._apply_llama3_rope_scaling(cfg, hf_cfg)
-    return cfg
+    })
+    tl_loading._apply_llama3_rope_scaling(base, hf_cfg)
+    return base, conv.convert_llama_weights

@@ -5,7 +5,7 @@ Two kinds of model are supported:
 * a Hugging Face model (``transformers``) wrapped by nnsight (``TransformersModel``,
   the deprecated ``LanguageModel``, or a plain ``NNsight``): canonical hooks are translated
   through the architecture table in :mod:`mi_assert.backends.architectures` (GPT-2 and
-  Llama today);
+  the Llama family: Llama, Mistral, Qwen2);
 * a TransformerLens ``HookedTransformer`` wrapped in ``nnsight.NNsight``: its ``HookPoint``
   modules are the canonical hooks, so each hook is the output of the module of that name.
 

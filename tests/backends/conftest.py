@@ -42,22 +42,34 @@ def make_tiny_gpt2(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def make_tiny_llama(path: Path, seed: int = 0) -> Path:
-    """A 2-layer Llama (d_model 64, 4 query heads sharing 2 key/value heads, RMSNorm weights
-    randomised) + the same WordLevel tokenizer as :func:`make_tiny_gpt2`, saved to ``path``."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+#: Llama-family decoders mapped by the LLAMA architecture table
+LLAMA_FAMILY = ("llama", "mistral", "qwen2")
 
+
+def make_tiny_llama(path: Path, seed: int = 0, family: str = "llama") -> Path:
+    """A 2-layer Llama-family decoder (d_model 64, 4 query heads sharing 2 key/value heads,
+    RMSNorm weights and Qwen2's q/k/v biases randomised) + the same WordLevel tokenizer as
+    :func:`make_tiny_gpt2`, saved to ``path``."""
+    import transformers
+
+    config_cls, model_cls = {
+        "llama": (transformers.LlamaConfig, transformers.LlamaForCausalLM),
+        "mistral": (transformers.MistralConfig, transformers.MistralForCausalLM),
+        "qwen2": (transformers.Qwen2Config, transformers.Qwen2ForCausalLM),
+    }[family]
     tokenizer = word_tokenizer()
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=64, bos_token_id=0, eos_token_id=0,
-                         pad_token_id=1, tie_word_embeddings=False)
-    model = LlamaForCausalLM(config)
+    config = config_cls(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                        max_position_embeddings=64, bos_token_id=0, eos_token_id=0,
+                        pad_token_id=1, tie_word_embeddings=False)
+    model = model_cls(config)
     with torch.no_grad():  # larger than the 0.02 init so heads and MLPs do visible work
         for name, p in model.named_parameters():
             if "norm" in name:
                 p.copy_(1.0 + 0.2 * torch.randn_like(p))
+            elif name.endswith("bias"):
+                p.copy_(0.5 * torch.randn_like(p))
             else:
                 p.mul_(5.0)
     model.save_pretrained(path)
@@ -65,12 +77,12 @@ def make_tiny_llama(path: Path, seed: int = 0) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def llama_handles(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """{backend: handle} for one tiny Llama checkpoint."""
+@pytest.fixture(scope="session", params=LLAMA_FAMILY)
+def llama_handles(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """{backend: handle} for one tiny Llama-family checkpoint (each family in turn)."""
     from mi_assert import load_model
 
-    path = make_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+    path = make_tiny_llama(tmp_path_factory.mktemp(f"tiny-{request.param}"), family=request.param)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return {b: load_model(str(path), backend=b, device="cpu") for b in BACKENDS}
