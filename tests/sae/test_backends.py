@@ -6,6 +6,7 @@ nnsight handles take the hook-based stacked forward. tiny-gpt2 loads on all thre
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -84,3 +85,13 @@ def test_verdicts_agree_across_backends(handles, tokens, backend):
         assert_sae_reconstruction(noisy_sae(handle.d_model), handle, tokens, min_ce_loss_recovered=0.9,
                                   n_resamples=500)
     assert "CE loss recovered" in str(failed.value)
+
+
+def test_transformer_lens_measurement_takes_no_hook_path(handles, tokens, monkeypatch):
+    """On a supported TL model the CE splice is the fast kernel, not the stacked hook forward
+    (a silent fall-back would cost the GPU speed that docs/benchmarks.md reports)."""
+    handle = handles["transformer_lens"]
+    monkeypatch.setattr(handle, "run_with_edits",
+                        lambda *a, **k: pytest.fail("measure_on_model fell back to the hook path"))
+    _, ce = M.measure_on_model(handle, noisy_sae(handle.d_model), tokens, HOOK)
+    assert ce is not None and np.isfinite(ce.recovered())
