@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mi_assert.kernels.chunking import CPU_BUDGET_BYTES, available_bytes, chunks
+from mi_assert.kernels.chunking import available_bytes, chunks
 from mi_assert.kernels.functional import FunctionalModel
 
 #: hook kinds the splice can replace (the residual stream and the two sub-layer outputs)
@@ -45,11 +45,16 @@ def splice_unsupported_reason(fm: FunctionalModel, kind: str) -> str | None:
     return None
 
 
+#: logits (and their log-softmax) of one CE chunk stay under this many bytes
+CE_CHUNK_BYTES = 2 * 1024**3
+
+
 def _ce_rows_per_chunk(fm: FunctionalModel, n_rows: int, device: torch.device,
                        budget_bytes: int | None) -> int:
-    """Rows of logits computed at once: two ``d_vocab`` buffers per row within the budget."""
-    budget = budget_bytes if budget_bytes is not None else min(
-        available_bytes(device) // 4, CPU_BUDGET_BYTES if device.type != "cuda" else 2 * 1024**3)
+    """Rows of logits computed at once: two ``d_vocab`` buffers per row within the budget (a
+    quarter of what the device has free, at most ``CE_CHUNK_BYTES``)."""
+    budget = budget_bytes if budget_bytes is not None else min(available_bytes(device) // 4,
+                                                                CE_CHUNK_BYTES)
     per_row = 2 * fm.d_vocab * fm.W_U.element_size()
     return max(1, min(n_rows, budget // per_row))
 
