@@ -24,7 +24,12 @@ from mi_assert.backends.base import ModelWeights
 from mi_assert.errors import UnsupportedModelError
 
 #: how a canonical hook is cut out of its site's tensor (and pasted back)
-View = Literal["identity", "q", "k", "v", "heads", "expand_batch", "causal_scores", "ln_affine"]
+View = Literal["identity", "q", "k", "v", "heads", "expand_batch", "causal_scores", "ln_affine",
+               "head_q", "head_k", "head_v"]
+#: views cutting q, k and v out of one fused projection: GPT-2's (q | k | v) and GPT-NeoX's
+#: per-head (head, (q | k | v), d_head) layout
+FUSED_QKV_VIEWS: dict[str, tuple[str, str, str]] = {"q": ("q", "k", "v"),
+                                                     "head_q": ("head_q", "head_k", "head_v")}
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,15 @@ class Architecture:
     weights: Callable[[Any, Any], ModelWeights] = field(compare=False, repr=False)
     #: hook kinds that need eager attention (attention weights materialised in Python)
     eager_only: tuple[str, ...] = ("attn.hook_pattern", "attn.hook_attn_scores")
+    #: HF config attribute saying attention and MLP run in parallel (GPT-NeoX), with its default
+    parallel_flag: tuple[str, bool] | None = None
+
+    def parallel(self, hf_config: Any) -> bool:
+        """Whether this model runs attention and MLP in parallel (no resid_mid)."""
+        if self.parallel_flag is None:
+            return False
+        name, default = self.parallel_flag
+        return bool(getattr(hf_config, name, default))
 
     def hook_site(self, kind: str) -> HookSite:
         for table in (self.pre_block, self.block, self.post_block):
@@ -218,8 +232,66 @@ LLAMA = Architecture(
     weights=_llama_weights,
 )
 
+
+
+def _neox_weights(module: Any, cfg: Any) -> ModelWeights:
+    """GPT-NeoX weights in TransformerLens layout (as TL's ``convert_neox_weights``: the fused
+    projection's rows are ordered (head, q|k|v, d_head))."""
+    n_heads = int(cfg.num_attention_heads)
+    d_model = int(cfg.hidden_size)
+    d_head = d_model // n_heads
+    w_q, w_k, w_v, w_o = [], [], [], []
+    for block in module.gpt_neox.layers:
+        fused = block.attention.query_key_value.weight.detach().reshape(n_heads, 3, d_head, d_model)
+        for i, dest in enumerate((w_q, w_k, w_v)):
+            dest.append(fused[:, i].transpose(1, 2))
+        w_o.append(block.attention.dense.weight.detach().T.reshape(n_heads, d_head, d_model))
+    return ModelWeights(
+        W_E=module.gpt_neox.embed_in.weight.detach(),
+        W_U=module.get_output_embeddings().weight.detach().T,
+        W_Q=torch.stack(w_q),
+        W_K=torch.stack(w_k),
+        W_V=torch.stack(w_v),
+        W_O=torch.stack(w_o),
+    )
+
+
+_NEOX_LAYER = "gpt_neox.layers.{layer}"
+_NEOX_ATTN = _NEOX_LAYER + ".attention"
+
+#: GPT-NeoX / Pythia: LayerNorm, partial rotary, one fused q/k/v projection per head, and
+#: (``use_parallel_residual``, Pythia's default) attention and MLP in parallel: then there is no
+#: hook_resid_mid. Sequential variants have it: the assignment ``attn_output = attn_output +
+#: hidden_states`` in GPTNeoXLayer.forward.
+NEOX = Architecture(
+    name="gpt_neox",
+    model_types=("gpt_neox",),
+    pre_block={
+        "hook_embed": HookSite(Site("gpt_neox.embed_in", "output", 0)),
+    },
+    block={
+        "hook_resid_pre": HookSite(Site(_NEOX_LAYER, "input", 0)),
+        "attn.hook_q": HookSite(Site(_NEOX_ATTN + ".query_key_value", "output", 1), "head_q"),
+        "attn.hook_k": HookSite(Site(_NEOX_ATTN + ".query_key_value", "output", 1), "head_k"),
+        "attn.hook_v": HookSite(Site(_NEOX_ATTN + ".query_key_value", "output", 1), "head_v"),
+        "attn.hook_attn_scores": HookSite(Site(_NEOX_ATTN, "input", 2, _SOFTMAX_OPS), "causal_scores"),
+        "attn.hook_pattern": HookSite(Site(_NEOX_ATTN, "output", 3, _SOFTMAX_OPS)),
+        "attn.hook_z": HookSite(Site(_NEOX_ATTN + ".dense", "input", 4), "heads"),
+        "hook_attn_out": HookSite(Site(_NEOX_LAYER + ".post_attention_dropout", "output", 5)),
+        "hook_resid_mid": HookSite(Site(_NEOX_LAYER, "output", 6, ("attn_output_1",))),
+        "hook_mlp_out": HookSite(Site(_NEOX_LAYER + ".post_mlp_dropout", "output", 7)),
+        "hook_resid_post": HookSite(Site(_NEOX_LAYER, "output", 8, tuple_index=0)),
+    },
+    post_block={
+        "ln_final.hook_normalized": HookSite(Site("gpt_neox.final_layer_norm", "output", 0), "ln_affine"),
+    },
+    logits=Site("lm_head", "output", 1),
+    weights=_neox_weights,
+    parallel_flag=("use_parallel_residual", True),
+)
+
 #: architecture name → table; HF ``model_type`` values are matched against ``model_types``
-ARCHITECTURES: dict[str, Architecture] = {GPT2.name: GPT2, LLAMA.name: LLAMA}
+ARCHITECTURES: dict[str, Architecture] = {GPT2.name: GPT2, LLAMA.name: LLAMA, NEOX.name: NEOX}
 
 
 def supported_model_types() -> list[str]:
@@ -259,6 +331,9 @@ def to_canonical(view: View, value: Tensor, n_heads: int, batch: int,
         d_model = value.shape[-1] // 3
         part = value.split(d_model, dim=-1)["qkv".index(view)]
         return part.reshape(*part.shape[:-1], n_heads, d_model // n_heads)
+    if view in ("head_q", "head_k", "head_v"):
+        per_head = value.reshape(*value.shape[:-1], n_heads, 3, value.shape[-1] // (3 * n_heads))
+        return per_head[..., ("head_q", "head_k", "head_v").index(view), :]
     if view == "heads":
         if d_head is not None:
             return value.reshape(*value.shape[:-1], value.shape[-1] // d_head, d_head)
@@ -284,6 +359,11 @@ def from_canonical(view: View, parts: dict[View, Tensor], original: Tensor,
                 for v, piece in zip(("q", "k", "v"), original.split(original.shape[-1] // 3, dim=-1),
                                     strict=True)]
         return torch.cat(flat, dim=-1)
+    if view in ("head_q", "head_k", "head_v"):
+        some = next(parts[v] for v in ("head_q", "head_k", "head_v") if v in parts)
+        per_head = original.reshape(*original.shape[:-1], some.shape[-2], 3, some.shape[-1])
+        pieces = [parts.get(v, per_head[..., i, :]) for i, v in enumerate(("head_q", "head_k", "head_v"))]
+        return torch.stack(pieces, dim=-2).flatten(-3)
     value = parts[view]
     if view == "heads":
         return value.flatten(-2)

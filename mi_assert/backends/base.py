@@ -116,6 +116,12 @@ class ModelHandle(ABC):
         return True
 
     @property
+    def parallel_attn_mlp(self) -> bool:
+        """Whether attention and MLP both read ``resid_pre`` and write ``resid_post`` (GPT-NeoX /
+        Pythia): then there is no residual stream between them, so no ``hook_resid_mid``."""
+        return False
+
+    @property
     def tokenizer(self) -> Any | None:
         return None
 
@@ -166,7 +172,11 @@ class ModelHandle(ABC):
     # ----- validation --------------------------------------------------------------------
     def hook_names(self) -> list[str]:
         names = all_hook_names(self.n_layers, self.has_mlp)
-        return names if self.has_pos_embed else [n for n in names if n != "hook_pos_embed"]
+        if not self.has_pos_embed:
+            names = [n for n in names if n != "hook_pos_embed"]
+        if self.parallel_attn_mlp:
+            names = [n for n in names if not n.endswith(".hook_resid_mid")]
+        return names
 
     def parse_hook(self, name: str) -> HookName:
         if name == "hook_pos_embed" and not self.has_pos_embed:
@@ -175,7 +185,14 @@ class ModelHandle(ABC):
                 "(rotary positions act inside attention); the residual stream starts at "
                 "hook_embed / blocks.0.hook_resid_pre"
             )
-        return parse_hook(name, self.n_layers, self.has_mlp)
+        parsed = parse_hook(name, self.n_layers, self.has_mlp)
+        if parsed.kind == "hook_resid_mid" and self.parallel_attn_mlp:
+            raise UnknownHookError(
+                f"hook {name!r}: {self.spec!r} runs attention and MLP in parallel (both read "
+                "resid_pre, both write resid_post), so there is no resid_mid; use "
+                f"blocks.{parsed.layer}.hook_resid_pre / hook_attn_out / hook_mlp_out / hook_resid_post"
+            )
+        return parsed
 
     def check_layer(self, layer: int) -> int:
         if not isinstance(layer, int) or not 0 <= layer < self.n_layers:
@@ -337,18 +354,28 @@ class ModelHandle(ABC):
         return self._checkpoint_hash
 
     def check_residual_identities(self, tokens: Any, atol: float = 1e-4) -> None:
-        """Assert resid_pre + attn_out == resid_mid and resid_mid + mlp_out == resid_post.
+        """Assert resid_pre + attn_out == resid_mid and resid_mid + mlp_out == resid_post
+        (parallel attention/MLP: resid_pre + attn_out + mlp_out == resid_post).
 
         Hook aliases drift between library versions; this catches a backend whose names point
         at the wrong tensors. Raises ``AssertionError`` naming the layer and the gap.
         """
         hooks: list[str] = []
         for layer in range(self.n_layers):
-            hooks += [f"blocks.{layer}.{k}" for k in ("hook_resid_pre", "hook_attn_out",
-                                                       "hook_resid_mid", "hook_resid_post")]
-            if self.has_mlp:
-                hooks.append(f"blocks.{layer}.hook_mlp_out")
+            kinds = ["hook_resid_pre", "hook_attn_out", "hook_resid_post"]
+            kinds += [] if self.parallel_attn_mlp else ["hook_resid_mid"]
+            kinds += ["hook_mlp_out"] if self.has_mlp else []
+            hooks += [f"blocks.{layer}.{k}" for k in kinds]
         _, cache = self.run_with_cache(tokens, hooks)
+        if self.parallel_attn_mlp:
+            for layer in range(self.n_layers):
+                c = {k: cache[f"blocks.{layer}.{k}"].float() for k in
+                     ("hook_resid_pre", "hook_attn_out", "hook_mlp_out", "hook_resid_post")}
+                gap = (c["hook_resid_pre"] + c["hook_attn_out"] + c["hook_mlp_out"]
+                       - c["hook_resid_post"]).abs().max()
+                assert gap <= atol, (f"{self.backend}: layer {layer} resid_pre + attn_out + mlp_out "
+                                     f"!= resid_post (max gap {gap:.2e})")
+            return
         for layer in range(self.n_layers):
             c = {k: cache[f"blocks.{layer}.{k}"].float() for k in
                  ("hook_resid_pre", "hook_attn_out", "hook_resid_mid", "hook_resid_post")}
@@ -403,6 +430,10 @@ class TLConfigShapes:
     @property
     def has_pos_embed(self) -> bool:
         return tl_has_pos_embed(self.cfg)
+
+    @property
+    def parallel_attn_mlp(self) -> bool:
+        return bool(getattr(self.cfg, "parallel_attn_mlp", False))
 
 
 def tl_has_pos_embed(cfg: Any) -> bool:

@@ -156,6 +156,11 @@ def hooked_transformer_from_hf(hf_model: Any, tokenizer: Any | None, device: tor
 
         cfg = HookedTransformerConfig(**_gpt2_tl_config(hf_cfg), **common)
         state = convert_gpt2_weights(hf_model, cfg)
+    elif arch.name == "gpt_neox":
+        from transformer_lens.pretrained.weight_conversions import convert_neox_weights
+
+        cfg = HookedTransformerConfig(**_neox_tl_config(hf_cfg), **common)
+        state = convert_neox_weights(hf_model, cfg)
     else:
         config, convert = _llama_family_tl_config(hf_cfg)
         cfg = HookedTransformerConfig(**config, **common)
@@ -184,6 +189,34 @@ def _gpt2_tl_config(hf_cfg: Any) -> dict[str, Any]:
         "normalization_type": "LN",
         "positional_embedding_type": "standard",
         "original_architecture": "GPT2LMHeadModel",
+    }
+
+
+def _neox_tl_config(hf_cfg: Any) -> dict[str, Any]:
+    """TL's ``GPTNeoXForCausalLM`` config branch, for a config already in hand."""
+    from transformer_lens import loading_from_pretrained as tl_loading
+
+    d_head = hf_cfg.hidden_size // hf_cfg.num_attention_heads
+    return {
+        "d_model": hf_cfg.hidden_size,
+        "d_head": d_head,
+        "n_heads": hf_cfg.num_attention_heads,
+        "d_mlp": hf_cfg.intermediate_size,
+        "n_layers": hf_cfg.num_hidden_layers,
+        "n_ctx": hf_cfg.max_position_embeddings,
+        "eps": hf_cfg.layer_norm_eps,
+        "d_vocab": hf_cfg.vocab_size,
+        "act_fn": hf_cfg.hidden_act,
+        "use_attn_scale": True,
+        "use_local_attn": False,
+        "scale_attn_by_inverse_layer_idx": False,
+        "parallel_attn_mlp": getattr(hf_cfg, "use_parallel_residual", True),
+        "positional_embedding_type": "rotary",
+        "rotary_adjacent_pairs": False,
+        "rotary_dim": round(tl_loading.get_rotary_pct_from_config(hf_cfg) * d_head),
+        "rotary_base": tl_loading._get_rope_theta(hf_cfg),
+        "normalization_type": "LN",
+        "original_architecture": "GPTNeoXForCausalLM",
     }
 
 

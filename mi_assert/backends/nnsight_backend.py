@@ -4,8 +4,8 @@ Two kinds of model are supported:
 
 * a Hugging Face model (``transformers``) wrapped by nnsight (``TransformersModel``,
   the deprecated ``LanguageModel``, or a plain ``NNsight``): canonical hooks are translated
-  through the architecture table in :mod:`mi_assert.backends.architectures` (GPT-2 and
-  the Llama family: Llama, Mistral, Qwen2);
+  through the architecture table in :mod:`mi_assert.backends.architectures` (GPT-2, the
+  Llama family: Llama, Mistral, Qwen2, and GPT-NeoX / Pythia);
 * a TransformerLens ``HookedTransformer`` wrapped in ``nnsight.NNsight``: its ``HookPoint``
   modules are the canonical hooks, so each hook is the output of the module of that name.
 
@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from mi_assert.backends.architectures import (
+    FUSED_QKV_VIEWS,
     Architecture,
     HookSite,
     Site,
@@ -147,6 +148,13 @@ class NNsightHandle(ModelHandle):
     @property
     def has_mlp(self) -> bool:
         return not bool(self._tl_cfg.attn_only) if self._tl_cfg else True
+
+    @property
+    def parallel_attn_mlp(self) -> bool:
+        if self._tl_cfg is not None:
+            return bool(getattr(self._tl_cfg, "parallel_attn_mlp", False))
+        assert self._arch is not None
+        return self._arch.parallel(self.module.config)
 
     @property
     def has_pos_embed(self) -> bool:
@@ -344,8 +352,9 @@ class NNsightHandle(ModelHandle):
                 captured[name] = views[view].detach()
         if not changed:
             return
-        if any(v in views for v in ("q", "k", "v")):
-            new_value = from_canonical("q", views, value)
+        fused = next((first for first, trio in FUSED_QKV_VIEWS.items() if set(trio) & set(views)), None)
+        if fused is not None:  # q, k and v share one projection: write back all three at once
+            new_value = from_canonical(fused, views, value)  # type: ignore[arg-type]
         else:
             (view,) = views
             new_value = from_canonical(view, views, value, affine)

@@ -63,13 +63,33 @@ def make_tiny_llama(path: Path, seed: int = 0, family: str = "llama") -> Path:
                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                         max_position_embeddings=64, bos_token_id=0, eos_token_id=0,
                         pad_token_id=1, tie_word_embeddings=False)
-    model = model_cls(config)
-    with torch.no_grad():  # larger than the 0.02 init so heads and MLPs do visible work
+    return _randomise_and_save(model_cls(config), tokenizer, path, bias_scale=0.5)
+
+
+def make_tiny_neox(path: Path, parallel: bool = True, seed: int = 0) -> Path:
+    """A 2-layer GPT-NeoX (Pythia layout: d_model 64, 4 heads, rotary on a quarter of each head,
+    parallel attention/MLP unless ``parallel=False``; LayerNorm parameters randomised) + the
+    WordLevel tokenizer, saved to ``path``."""
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    tokenizer = word_tokenizer()
+    torch.manual_seed(seed)
+    config = GPTNeoXConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                           num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=64,
+                           rotary_pct=0.25, use_parallel_residual=parallel, bos_token_id=0,
+                           eos_token_id=0, tie_word_embeddings=False)
+    return _randomise_and_save(GPTNeoXForCausalLM(config), tokenizer, path, bias_scale=0.2)
+
+
+def _randomise_and_save(model, tokenizer, path: Path, bias_scale: float) -> Path:
+    """Norm weights 1 ± 0.2, biases random, matrices ×5 (the 0.02 init would leave heads and
+    MLPs doing little visible work), then ``save_pretrained`` model and tokenizer."""
+    with torch.no_grad():
         for name, p in model.named_parameters():
-            if "norm" in name:
+            if "norm" in name and name.endswith("weight"):
                 p.copy_(1.0 + 0.2 * torch.randn_like(p))
             elif name.endswith("bias"):
-                p.copy_(0.5 * torch.randn_like(p))
+                p.copy_(bias_scale * torch.randn_like(p))
             else:
                 p.mul_(5.0)
     model.save_pretrained(path)
@@ -77,15 +97,28 @@ def make_tiny_llama(path: Path, seed: int = 0, family: str = "llama") -> Path:
     return path
 
 
+def load_on_every_backend(source: str) -> dict:
+    """{backend: handle} for one checkpoint."""
+    from mi_assert import load_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {b: load_model(source, backend=b, device="cpu") for b in BACKENDS}
+
+
+@pytest.fixture(scope="session", params=["parallel", "sequential"])
+def neox_handles(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """{backend: handle} for one tiny GPT-NeoX (parallel, as Pythia, and sequential)."""
+    path = make_tiny_neox(tmp_path_factory.mktemp(f"tiny-neox-{request.param}"),
+                          parallel=request.param == "parallel")
+    return load_on_every_backend(str(path))
+
+
 @pytest.fixture(scope="session", params=LLAMA_FAMILY)
 def llama_handles(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """{backend: handle} for one tiny Llama-family checkpoint (each family in turn)."""
-    from mi_assert import load_model
-
     path = make_tiny_llama(tmp_path_factory.mktemp(f"tiny-{request.param}"), family=request.param)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return {b: load_model(str(path), backend=b, device="cpu") for b in BACKENDS}
+    return load_on_every_backend(str(path))
 
 
 @pytest.fixture(scope="session")

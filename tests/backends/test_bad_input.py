@@ -21,11 +21,12 @@ def test_bridge_refuses_native_tl_models() -> None:
 
 @pytest.mark.parametrize("backend", ["nnsight", "bridge", "transformer_lens"])
 def test_unsupported_architecture_names_the_supported_ones(tmp_path, backend: str) -> None:
-    from transformers import GPTNeoXConfig
+    from transformers import GemmaConfig
 
-    GPTNeoXConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                  vocab_size=50).save_pretrained(tmp_path)
-    with pytest.raises(UnsupportedModelError, match=r"model_type 'gpt_neox'.*supported model types: gpt2, llama"):
+    GemmaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                vocab_size=50).save_pretrained(tmp_path)
+    with pytest.raises(UnsupportedModelError,
+                       match=r"model_type 'gemma'.*supported model types: gpt2, gpt_neox, llama, mistral, qwen2"):
         load_model(str(tmp_path), backend=backend, device="cpu")
 
 

@@ -10,12 +10,13 @@ from mi_assert import Intervention, MiAssertInputError
 from tests.backends.conftest import ATOL, BACKENDS
 from tests.backends.test_parity import (
     GRADIENT_HOOKS,
-    _max_gap,
     _tokens,
     assert_every_hook_matches,
     assert_gradients_match,
     assert_interventions_match,
     assert_nnsight_matches_raw_model,
+    assert_patching_sweeps_equal,
+    assert_weights_match,
 )
 
 OTHERS = [b for b in BACKENDS if b != "transformer_lens"]
@@ -73,13 +74,8 @@ def test_gradients_agree(llama_handles: dict, backend: str) -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_weights_in_transformer_lens_layout(llama_handles: dict, backend: str) -> None:
-    ref = llama_handles["transformer_lens"].weights()
-    got = llama_handles[backend].weights()
-    for field in ("W_E", "W_U", "W_Q", "W_K", "W_V", "W_O"):
-        a, b = getattr(got, field), getattr(ref, field)
-        assert a.shape == b.shape, field
-        assert _max_gap(a, b) <= ATOL, field
-    assert got.W_pos is None
+    assert_weights_match(llama_handles["transformer_lens"], llama_handles[backend])
+    assert llama_handles[backend].weights().W_pos is None
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -89,16 +85,7 @@ def test_hook_pos_embed_is_refused_by_name(llama_handles: dict, backend: str) ->
 
 
 def test_patching_sweep_is_the_same_on_every_backend(llama_handles: dict) -> None:
-    import mi_assert
-
-    clean, corrupted = _tokens(5, batch=4), _tokens(6, batch=4)
-    metric = mi_assert.logit_diff(torch.tensor([5, 6, 7, 8]), torch.tensor([9, 10, 11, 12]))
-    sweeps = {b: torch.as_tensor(mi_assert.patching_sweep(h, clean, corrupted, metric, site="head_out").values)
-              for b, h in llama_handles.items()}
-    ref = sweeps["transformer_lens"]
-    assert ref.shape == (2, 4) and float(ref.abs().max()) > 1e-2
-    for backend, values in sweeps.items():
-        assert _max_gap(values.float(), ref.float()) <= ATOL, backend
+    assert_patching_sweeps_equal(llama_handles)
 
 
 def test_llama_with_biases_is_refused_on_transformer_lens(tmp_path) -> None:

@@ -145,14 +145,35 @@ def test_gradients_agree(gpt2_handles: dict, backend: str) -> None:
                            ["hook_pos_embed", *GRADIENT_HOOKS])
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_weights_in_transformer_lens_layout(gpt2_handles: dict, backend: str) -> None:
-    ref = gpt2_handles["transformer_lens"].weights()
-    got = gpt2_handles[backend].weights()
-    for field in ("W_E", "W_U", "W_Q", "W_K", "W_V", "W_O", "W_pos"):
-        a, b = getattr(got, field), getattr(ref, field)
+WEIGHT_FIELDS = ("W_E", "W_U", "W_Q", "W_K", "W_V", "W_O")
+
+
+def assert_weights_match(ref, other, fields: tuple[str, ...] = WEIGHT_FIELDS) -> None:
+    """``other.weights()`` equals ``ref.weights()`` (TransformerLens layout) field by field."""
+    ref_w, got = ref.weights(), other.weights()
+    for field in fields:
+        a, b = getattr(got, field), getattr(ref_w, field)
         assert a.shape == b.shape, field
         assert _max_gap(a, b) <= ATOL, field
+
+
+def assert_patching_sweeps_equal(handles: dict) -> None:
+    """The all-heads patching sweep gives TransformerLens's values on every backend."""
+    import mi_assert
+
+    clean, corrupted = _tokens(5, batch=4), _tokens(6, batch=4)
+    metric = mi_assert.logit_diff(torch.tensor([5, 6, 7, 8]), torch.tensor([9, 10, 11, 12]))
+    sweeps = {b: torch.as_tensor(mi_assert.patching_sweep(h, clean, corrupted, metric, site="head_out").values)
+              for b, h in handles.items()}
+    ref = sweeps["transformer_lens"]
+    assert float(ref.abs().max()) > 1e-2
+    for backend, values in sweeps.items():
+        assert values.shape == ref.shape and _max_gap(values.float(), ref.float()) <= ATOL, backend
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_weights_in_transformer_lens_layout(gpt2_handles: dict, backend: str) -> None:
+    assert_weights_match(gpt2_handles["transformer_lens"], gpt2_handles[backend], (*WEIGHT_FIELDS, "W_pos"))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
