@@ -15,7 +15,7 @@ import numpy as np
 from scipy import special
 
 from mi_assert.errors import MiAssertInputError
-from mi_assert.stats.bootstrap import Alternative, BootstrapResult
+from mi_assert.stats.bootstrap import Alternative, BootstrapResult, bootstrap_p_value
 
 #: a statistic of count weights ``[B, n_units]`` -> ``[B]`` (weights of ones = the sample itself)
 WeightedStatistic = Callable[[np.ndarray], np.ndarray]
@@ -103,17 +103,11 @@ class WeightedBootstrap:
             (low, high, lower, upper), method = self._quantiles(
                 [alpha / 2, 1 - alpha / 2, alpha, 1 - alpha])
             bound = lower if alternative == "greater" else upper
-        p_value: float | None = None
-        if threshold is not None:
-            if method == "degenerate":
-                ok = est > threshold if alternative == "greater" else est < threshold
-                p_value = 0.0 if ok else 1.0
-            else:
-                worse = dist <= threshold if alternative == "greater" else dist >= threshold
-                p_value = float((worse.sum() + 1) / (dist.size + 1))
         return BootstrapResult(
             estimate=est, low=low, high=high, bound=bound, n=self.n, alpha=alpha,
-            alternative=alternative, threshold=threshold, p_value=p_value, method=method,
+            alternative=alternative, threshold=threshold, method=method,
+            p_value=bootstrap_p_value(est, None if method == "degenerate" else dist, threshold,
+                                      alternative),
         )
 
 
@@ -226,16 +220,16 @@ def bootstrap_auroc(
         wn = resample_counts(rng, n_n, b)
         parts.append(stat(wp, wn))
     dist = np.concatenate(parts)
-    if np.ptp(dist) == 0:
+    degenerate = bool(np.ptp(dist) == 0)
+    if degenerate:
         low = high = bound = estimate
         method = "degenerate"
-        p_value = None if threshold is None else (0.0 if estimate > threshold else 1.0)
     else:
         q = np.quantile(dist, [alpha / 2, 1 - alpha / 2, alpha])
         low, high, bound = float(q[0]), float(q[1]), float(q[2])
         method = "percentile (stratified over prompts)"
-        p_value = None if threshold is None else float(((dist <= threshold).sum() + 1) / (dist.size + 1))
     return BootstrapResult(
         estimate=estimate, low=low, high=high, bound=bound, n=n_p + n_n, alpha=alpha,
-        alternative="greater", threshold=threshold, p_value=p_value, method=method,
+        alternative="greater", threshold=threshold, method=method,
+        p_value=bootstrap_p_value(estimate, None if degenerate else dist, threshold, "greater"),
     )

@@ -99,15 +99,21 @@ def bootstrap_mean(
             low, high = float(q[0]), float(q[1])
             bound = float(q[2] if alternative == "greater" else q[3])
             method = "percentile"
-    p_value: float | None = None
-    if threshold is not None:
-        if dist is None:
-            ok = estimate > threshold if alternative == "greater" else estimate < threshold
-            p_value = 0.0 if ok else 1.0
-        else:
-            worse = dist <= threshold if alternative == "greater" else dist >= threshold
-            p_value = float((worse.sum() + 1) / (dist.size + 1))
     return BootstrapResult(
         estimate=estimate, low=low, high=high, bound=bound, n=int(x.size), alpha=alpha,
-        alternative=alternative, threshold=threshold, p_value=p_value, method=method,
+        alternative=alternative, threshold=threshold,
+        p_value=bootstrap_p_value(estimate, dist, threshold, alternative), method=method,
     )
+
+
+def bootstrap_p_value(estimate: float, dist: np.ndarray | None, threshold: float | None,
+                      alternative: Alternative) -> float | None:
+    """One-sided bootstrap p-value: the share of resamples on the wrong side of ``threshold``
+    (+1 corrected); without a distribution (degenerate sample) 0 or 1 by the estimate alone."""
+    if threshold is None:
+        return None
+    if dist is None:
+        ok = estimate > threshold if alternative == "greater" else estimate < threshold
+        return 0.0 if ok else 1.0
+    worse = dist <= threshold if alternative == "greater" else dist >= threshold
+    return float((worse.sum() + 1) / (dist.size + 1))
