@@ -65,24 +65,38 @@ def block_hook(layer: int, kind: str) -> str:
     return f"blocks.{layer}.{kind}"
 
 
-def all_hook_names(n_layers: int, has_mlp: bool = True) -> list[str]:
-    """Every canonical hook name a model with ``n_layers`` blocks exposes."""
-    names = list(GLOBAL_HOOKS)
+def all_hook_names(n_layers: int, has_mlp: bool = True, has_pos_embed: bool = True,
+                   parallel_attn_mlp: bool = False) -> list[str]:
+    """Every canonical hook name a model with ``n_layers`` blocks exposes.
+
+    ``has_pos_embed=False`` (rotary models) drops ``hook_pos_embed``; ``parallel_attn_mlp``
+    (GPT-NeoX: attention and MLP both read resid_pre) drops ``hook_resid_mid``.
+    """
+    names = [n for n in GLOBAL_HOOKS if has_pos_embed or n != "hook_pos_embed"]
     kinds = [k for k in BLOCK_HOOKS + ATTN_HOOKS if has_mlp or k not in ("hook_mlp_out",)]
-    if not has_mlp:
+    if parallel_attn_mlp:
+        kinds = [k for k in kinds if k != "hook_resid_mid"]
+    elif not has_mlp:
         kinds = [k for k in kinds if k != "hook_resid_mid"] + ["hook_resid_mid"]
     for layer in range(n_layers):
         names += [block_hook(layer, k) for k in kinds]
     return names
 
 
-def parse_hook(name: str, n_layers: int, has_mlp: bool = True) -> HookName:
-    """Validate ``name`` against a model with ``n_layers`` blocks.
+def parse_hook(name: str, n_layers: int, has_mlp: bool = True, has_pos_embed: bool = True,
+               parallel_attn_mlp: bool = False) -> HookName:
+    """Validate ``name`` against a model with ``n_layers`` blocks (flags as :func:`all_hook_names`).
 
     Raises :class:`UnknownHookError` naming the closest valid hooks, or a layer-range error.
     """
     if not isinstance(name, str):
         raise MiAssertInputError(f"hook name must be a string, got {type(name).__name__}")
+    if name == "hook_pos_embed" and not has_pos_embed:
+        raise UnknownHookError(
+            "hook 'hook_pos_embed': this model has no learned positional embedding (rotary "
+            "positions act inside attention); the residual stream starts at hook_embed / "
+            "blocks.0.hook_resid_pre"
+        )
     if name in GLOBAL_HOOKS:
         return HookName(name, None, name)
     match = _BLOCK_RE.match(name)
@@ -95,13 +109,19 @@ def parse_hook(name: str, n_layers: int, has_mlp: bool = True) -> HookName:
                     f"hook {name!r}: this model has no MLP layers (attention-only); "
                     f"allowed block hooks are {', '.join(k for k in kinds if k != 'hook_mlp_out')}"
                 )
+            if parallel_attn_mlp and kind == "hook_resid_mid":
+                raise UnknownHookError(
+                    f"hook {name!r}: this model runs attention and MLP in parallel (both read "
+                    "resid_pre, both write resid_post), so there is no resid_mid; use "
+                    f"blocks.{layer}.hook_resid_pre / hook_attn_out / hook_mlp_out / hook_resid_post"
+                )
             if not 0 <= layer < n_layers:
                 raise MiAssertInputError(
                     f"hook {name!r}: layer {layer} is out of range; the model has "
                     f"{n_layers} layers (0..{n_layers - 1})"
                 )
             return HookName(name, layer, kind)
-    allowed = all_hook_names(n_layers, has_mlp)
+    allowed = all_hook_names(n_layers, has_mlp, has_pos_embed, parallel_attn_mlp)
     raise UnknownHookError(
         f"unknown hook {name!r}.{suggest(name, allowed)} Allowed: "
         f"{', '.join(GLOBAL_HOOKS)}, and blocks.{{0..{n_layers - 1}}}.{{"

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from mi_assert.errors import MiAssertInputError, UnknownHookError, check_finite
+from mi_assert.errors import MiAssertInputError, check_finite
 from mi_assert.hooks import HookName, all_hook_names, parse_hook
 
 #: An edit receives the activation at a hook (canonical shape) and returns its replacement.
@@ -171,28 +171,10 @@ class ModelHandle(ABC):
 
     # ----- validation --------------------------------------------------------------------
     def hook_names(self) -> list[str]:
-        names = all_hook_names(self.n_layers, self.has_mlp)
-        if not self.has_pos_embed:
-            names = [n for n in names if n != "hook_pos_embed"]
-        if self.parallel_attn_mlp:
-            names = [n for n in names if not n.endswith(".hook_resid_mid")]
-        return names
+        return all_hook_names(self.n_layers, self.has_mlp, self.has_pos_embed, self.parallel_attn_mlp)
 
     def parse_hook(self, name: str) -> HookName:
-        if name == "hook_pos_embed" and not self.has_pos_embed:
-            raise UnknownHookError(
-                f"hook 'hook_pos_embed': {self.spec!r} has no learned positional embedding "
-                "(rotary positions act inside attention); the residual stream starts at "
-                "hook_embed / blocks.0.hook_resid_pre"
-            )
-        parsed = parse_hook(name, self.n_layers, self.has_mlp)
-        if parsed.kind == "hook_resid_mid" and self.parallel_attn_mlp:
-            raise UnknownHookError(
-                f"hook {name!r}: {self.spec!r} runs attention and MLP in parallel (both read "
-                "resid_pre, both write resid_post), so there is no resid_mid; use "
-                f"blocks.{parsed.layer}.hook_resid_pre / hook_attn_out / hook_mlp_out / hook_resid_post"
-            )
-        return parsed
+        return parse_hook(name, self.n_layers, self.has_mlp, self.has_pos_embed, self.parallel_attn_mlp)
 
     def check_layer(self, layer: int) -> int:
         if not isinstance(layer, int) or not 0 <= layer < self.n_layers:
@@ -434,6 +416,16 @@ class TLConfigShapes:
     @property
     def parallel_attn_mlp(self) -> bool:
         return bool(getattr(self.cfg, "parallel_attn_mlp", False))
+
+
+def hook_from_edit(fn: EditFn) -> Callable[[Tensor, Any], Tensor]:
+    """A TransformerLens-style forward hook ``(act, hook) -> act`` applying an edit function
+    (TL's ``run_with_hooks`` and the bridge's take the same hooks)."""
+
+    def hook(act: Tensor, hook: Any) -> Tensor:
+        return fn(act)
+
+    return hook
 
 
 def tl_has_pos_embed(cfg: Any) -> bool:

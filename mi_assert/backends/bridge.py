@@ -22,7 +22,13 @@ import torch
 from torch import Tensor
 
 from mi_assert.backends.architectures import ARCHITECTURES, architecture_for
-from mi_assert.backends.base import EditFn, ModelHandle, ModelWeights, TLConfigShapes
+from mi_assert.backends.base import (
+    EditFn,
+    ModelHandle,
+    ModelWeights,
+    TLConfigShapes,
+    hook_from_edit,
+)
 from mi_assert.errors import UnsupportedModelError
 
 
@@ -91,7 +97,7 @@ class BridgeHandle(TLConfigShapes, ModelHandle):
 
     def _check_aliases(self) -> None:
         available = set(self.model.hook_dict)
-        missing = [n for n in self.hook_names() if self._bridge_name(n) not in available]
+        missing = [n for n in self.hook_names() if n not in available]
         if missing:
             raise UnsupportedModelError(
                 f"TransformerBridge for {self.spec!r} lacks hooks {missing[:6]}"
@@ -116,10 +122,6 @@ class BridgeHandle(TLConfigShapes, ModelHandle):
         hf = self.hf_model
         return hf if hf is not None else self.model
 
-    def _bridge_name(self, name: str) -> str:
-        """Canonical name → bridge hook name (the legacy aliases are TL's names)."""
-        return name
-
     def _run(
         self,
         tokens: Tensor,
@@ -140,11 +142,11 @@ class BridgeHandle(TLConfigShapes, ModelHandle):
                     fwd_hooks.append((f"{block}.hook_attn_out", _resid_mid_edit_hook(fn, resid_pre, block)))
                     stashes.append((f"{block}.hook_resid_pre", _capture_hook(resid_pre, block, True)))
                 else:
-                    fwd_hooks.append((self._bridge_name(name), _edit_hook(fn)))
+                    fwd_hooks.append((name, hook_from_edit(fn)))
         fwd_hooks += stashes  # after the edits at resid_pre, so they see the edited value
         cache: dict[str, Tensor] = {}
         for name in capture:
-            fwd_hooks.append((self._bridge_name(name), _capture_hook(cache, name, keep_graph)))
+            fwd_hooks.append((name, _capture_hook(cache, name, keep_graph)))
         with warnings.catch_warnings():
             if keep_graph:  # the norm-layer reconstruction the view above asks for, on purpose
                 warnings.filterwarnings("ignore", message=".*native-autograd path.*")
@@ -156,13 +158,6 @@ class BridgeHandle(TLConfigShapes, ModelHandle):
         if self._architecture is not None and hf is not None:
             return ARCHITECTURES[self._architecture].weights(hf, hf.config)
         return ModelWeights.from_tl(self.model)
-
-
-def _edit_hook(fn: EditFn) -> Any:
-    def hook(act: Tensor, hook: Any) -> Tensor:
-        return fn(act)
-
-    return hook
 
 
 def _resid_mid_edit_hook(fn: EditFn, resid_pre: dict[str, Tensor], block: str) -> Any:

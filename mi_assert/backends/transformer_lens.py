@@ -7,7 +7,13 @@ from typing import Any
 
 from torch import Tensor
 
-from mi_assert.backends.base import EditFn, ModelHandle, ModelWeights, TLConfigShapes
+from mi_assert.backends.base import (
+    EditFn,
+    ModelHandle,
+    ModelWeights,
+    TLConfigShapes,
+    hook_from_edit,
+)
 
 
 class TransformerLensHandle(TLConfigShapes, ModelHandle):
@@ -43,7 +49,7 @@ class TransformerLensHandle(TLConfigShapes, ModelHandle):
         fwd_hooks: list[tuple[str, Any]] = []
         for name, fns in edits.items():
             for fn in fns:
-                fwd_hooks.append((self._tl_name(name), _tl_edit(fn)))
+                fwd_hooks.append((self._tl_name(name), hook_from_edit(fn)))
         cache: dict[str, Tensor] = {}
         for name in capture:
             fwd_hooks.append((self._tl_name(name), _tl_capture(cache, name, keep_graph)))
@@ -52,13 +58,6 @@ class TransformerLensHandle(TLConfigShapes, ModelHandle):
 
     def weights(self) -> ModelWeights:
         return ModelWeights.from_tl(self.model)
-
-
-def _tl_edit(fn: EditFn) -> Any:
-    def hook(act: Tensor, hook: Any) -> Tensor:
-        return fn(act)
-
-    return hook
 
 
 def _tl_capture(cache: dict[str, Tensor], name: str, keep_graph: bool) -> Any:
