@@ -106,19 +106,44 @@ def load_on_every_backend(source: str) -> dict:
         return {b: load_model(source, backend=b, device="cpu") for b in BACKENDS}
 
 
-@pytest.fixture(scope="session", params=["parallel", "sequential"])
-def neox_handles(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """{backend: handle} for one tiny GPT-NeoX (parallel, as Pythia, and sequential)."""
-    path = make_tiny_neox(tmp_path_factory.mktemp(f"tiny-neox-{request.param}"),
-                          parallel=request.param == "parallel")
-    return load_on_every_backend(str(path))
+#: every Hugging Face decoder layout beside GPT-2 that the backends map
+DECODER_LAYOUTS = (*LLAMA_FAMILY, "neox", "neox-sequential")
 
 
-@pytest.fixture(scope="session", params=LLAMA_FAMILY)
-def llama_handles(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
+@pytest.fixture(scope="session")
+def decoder_loader(tmp_path_factory: pytest.TempPathFactory):
+    """``layout -> {backend: handle}``, each tiny checkpoint built and loaded once per session."""
+    loaded: dict[str, dict] = {}
+
+    def load(layout: str) -> dict:
+        if layout not in loaded:
+            folder = tmp_path_factory.mktemp(f"tiny-{layout}")
+            if layout.startswith("neox"):
+                path = make_tiny_neox(folder, parallel=layout == "neox")
+            else:
+                path = make_tiny_llama(folder, family=layout)
+            loaded[layout] = load_on_every_backend(str(path))
+        return loaded[layout]
+
+    return load
+
+
+@pytest.fixture(params=DECODER_LAYOUTS)
+def decoder_handles(request: pytest.FixtureRequest, decoder_loader) -> dict:
+    """{backend: handle} for each tiny decoder layout in turn."""
+    return decoder_loader(request.param)
+
+
+@pytest.fixture(params=LLAMA_FAMILY)
+def llama_handles(request: pytest.FixtureRequest, decoder_loader) -> dict:
     """{backend: handle} for one tiny Llama-family checkpoint (each family in turn)."""
-    path = make_tiny_llama(tmp_path_factory.mktemp(f"tiny-{request.param}"), family=request.param)
-    return load_on_every_backend(str(path))
+    return decoder_loader(request.param)
+
+
+@pytest.fixture(params=["neox", "neox-sequential"])
+def neox_handles(request: pytest.FixtureRequest, decoder_loader) -> dict:
+    """{backend: handle} for one tiny GPT-NeoX (parallel, as Pythia, and sequential)."""
+    return decoder_loader(request.param)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,5 @@
-"""One Hugging Face GPT-NeoX (Pythia's layout: fused per-head q/k/v, partial rotary, parallel
-attention and MLP — and the sequential variant), three backends: same logits, activations,
-interventions, gradients and patching sweeps."""
+"""GPT-NeoX specifics (fused per-head q/k/v, parallel attention/MLP without resid_mid) on
+three backends; the parity every decoder layout shares is in test_decoder_layouts.py."""
 
 from __future__ import annotations
 
@@ -8,16 +7,10 @@ import pytest
 import torch
 
 from mi_assert import Intervention, MiAssertInputError
-from tests.backends.conftest import ATOL, BACKENDS
+from tests.backends.conftest import BACKENDS
 from tests.backends.test_parity import (
-    GRADIENT_HOOKS,
     _tokens,
-    assert_every_hook_matches,
-    assert_gradients_match,
     assert_interventions_match,
-    assert_nnsight_matches_raw_model,
-    assert_patching_sweeps_equal,
-    assert_weights_match,
 )
 
 OTHERS = [b for b in BACKENDS if b != "transformer_lens"]
@@ -28,23 +21,6 @@ def test_shape_facts_agree(neox_handles: dict) -> None:
                  h.parallel_attn_mlp) for b, h in neox_handles.items()}
     assert len(set(facts.values())) == 1, facts
     assert facts["nnsight"][:7] == (2, 4, 64, 16, 100, 64, False)
-
-
-@pytest.mark.parametrize("backend", OTHERS)
-def test_logits_and_every_canonical_hook_match_transformer_lens(neox_handles: dict, backend: str) -> None:
-    ref = neox_handles["transformer_lens"]
-    names = ref.hook_names()
-    assert ("blocks.0.hook_resid_mid" in names) != ref.parallel_attn_mlp
-    assert_every_hook_matches(ref, neox_handles[backend])
-
-
-def test_nnsight_matches_raw_hugging_face_model(neox_handles: dict) -> None:
-    assert_nnsight_matches_raw_model(neox_handles["nnsight"])
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_residual_identities(neox_handles: dict, backend: str) -> None:
-    neox_handles[backend].check_residual_identities(_tokens(2), atol=ATOL)
 
 
 @pytest.mark.parametrize("backend", OTHERS)
@@ -71,21 +47,10 @@ def test_interventions_give_identical_logits(neox_handles: dict, backend: str) -
     assert_interventions_match(ref, neox_handles[backend], cases)
 
 
-@pytest.mark.parametrize("backend", OTHERS)
-def test_gradients_agree(neox_handles: dict, backend: str) -> None:
-    ref = neox_handles["transformer_lens"]
-    hooks = [h for h in GRADIENT_HOOKS if not (ref.parallel_attn_mlp and h.endswith("hook_resid_mid"))]
-    assert_gradients_match(ref, neox_handles[backend], hooks)
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_weights_in_transformer_lens_layout(neox_handles: dict, backend: str) -> None:
-    assert_weights_match(neox_handles["transformer_lens"], neox_handles[backend])
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_resid_mid_exists_only_in_the_sequential_variant(neox_handles: dict, backend: str) -> None:
     handle = neox_handles[backend]
+    assert ("blocks.0.hook_resid_mid" in handle.hook_names()) != handle.parallel_attn_mlp
     if handle.parallel_attn_mlp:
         with pytest.raises(MiAssertInputError, match="in parallel"):
             handle.run_with_cache(_tokens(), ["blocks.0.hook_resid_mid"])
@@ -94,5 +59,3 @@ def test_resid_mid_exists_only_in_the_sequential_variant(neox_handles: dict, bac
         assert cache["blocks.0.hook_resid_mid"].shape == (3, 12, handle.d_model)
 
 
-def test_patching_sweep_is_the_same_on_every_backend(neox_handles: dict) -> None:
-    assert_patching_sweeps_equal(neox_handles)

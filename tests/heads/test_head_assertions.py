@@ -193,11 +193,9 @@ def test_every_helper_hides_its_frame():
         assert "__tracebackhide__" in fn.__code__.co_varnames, fn.__name__
 
 
-def test_measurements_are_reused_until_weights_change():
-    handle = mi_assert.load_model("planted-induction@s7", device="cpu")
-    truth = handle.meta["ground_truth"]
-    head = truth.heads("induction")[0]
-    calls = []
+def count_forwards(handle) -> list[int]:
+    """A list that grows by one on every forward pass ``handle`` runs from now on."""
+    calls: list[int] = []
     original = handle._run
 
     def counting_run(*args, **kwargs):
@@ -205,6 +203,14 @@ def test_measurements_are_reused_until_weights_change():
         return original(*args, **kwargs)
 
     handle._run = counting_run
+    return calls
+
+
+def test_measurements_are_reused_until_weights_change():
+    handle = mi_assert.load_model("planted-induction@s7", device="cpu")
+    truth = handle.meta["ground_truth"]
+    head = truth.heads("induction")[0]
+    calls = count_forwards(handle)
     mi_assert.assert_induction_head(handle, *head, seeds=(0,))
     first = len(calls)
     assert first == 4  # one forward pass per repeat length serves every head
@@ -220,14 +226,7 @@ def test_measurements_are_reused_until_weights_change():
 
 def test_sampling_seeds_share_forward_passes():
     handle = mi_assert.load_model("planted-induction@s7", device="cpu")
-    calls = []
-    original = handle._run
-
-    def counting_run(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
-
-    handle._run = counting_run
+    calls = count_forwards(handle)
     clear_cache()
     both = measure_role(handle, "induction", seeds=(0, 1))  # 2 x 32 prompts: one batch of 64
     assert len(calls) == 4  # one forward pass per repeat length serves both seeds
