@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from mi_assert.kernels import sae_splice
-from mi_assert.kernels.floor import layer_flops, median, time_calls
+from mi_assert.kernels.floor import median, splice_needed_flops, time_calls
 from mi_assert.kernels.functional import functional_model
 from mi_assert.kernels.sae import sae_forward
 from mi_assert.kernels.testing import random_tl_model
@@ -91,12 +91,9 @@ def main() -> None:
     # ----- FLOPs the three losses need ---------------------------------------------------
     n_tok = batch * n_pos
     d_head = d_model // n_heads
-    per_layer = layer_flops(d_model, n_heads, d_head, d_mlp, batch, n_pos)
-    prefix_flops = layer * per_layer
-    suffix_flops = 3 * (n_layers - layer) * per_layer
-    unembed_flops = 3 * 2 * batch * (n_pos - 1) * d_model * d_vocab
-    sae_flops = 2 * 2 * n_tok * d_model * d_sae
-    needed = prefix_flops + suffix_flops + unembed_flops + sae_flops
+    flops = splice_needed_flops(n_layers, d_model, n_heads, d_head, d_mlp, d_vocab, d_sae, batch,
+                                n_pos, layer)
+    needed = flops["total"]
 
     ceiling = matmul_ceiling(8192 if not args.small else 512, device)
 
@@ -157,11 +154,11 @@ def main() -> None:
         ce_rows = lambda: sae_splice.next_token_ce(fm, xf, stacked)  # noqa: E731
         flat = x8.reshape(-1, d_model)
         sae_only = lambda: sae_forward(flat, W_enc, b_enc, W_dec, b_dec)  # noqa: E731
-        for name, fn, flops in (("prefix", prefix, prefix_flops), ("suffix", suffix, suffix_flops),
-                                ("cross_entropy", ce_rows, unembed_flops), ("sae", sae_only, sae_flops)):
+        for name, fn, part in (("prefix", prefix, flops["prefix"]), ("suffix", suffix, flops["suffix"]),
+                               ("cross_entropy", ce_rows, flops["unembed"]), ("sae", sae_only, flops["sae"])):
             t = bench(fn)
             rows[f"{name}_seconds"] = t
-            rows[f"{name}_fraction"] = frac(flops, t)
+            rows[f"{name}_fraction"] = frac(part, t)
         # GEMM shapes of the product (M = rows)
         gemms: dict[str, float] = {}
         for m_rows in (n_tok, 3 * n_tok):

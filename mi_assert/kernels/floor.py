@@ -32,6 +32,22 @@ def head_sweep_floor_flops(n_layers: int, d_model: int, n_heads: int, d_head: in
     return layers_run * per_layer + logits
 
 
+def splice_needed_flops(n_layers: int, d_model: int, n_heads: int, d_head: int, d_mlp: int,
+                        d_vocab: int, d_sae: int, batch: int, n_pos: int, layer: int
+                        ) -> dict[str, float]:
+    """FLOPs the CE-loss splice at ``blocks.{layer}.hook_resid_pre`` cannot avoid, by part:
+    layers before the hook once, the rest three times (clean | SAE | zero), the unembedding at
+    the predicting positions three times, the SAE's two GEMMs once; ``"total"`` sums them."""
+    per_layer = layer_flops(d_model, n_heads, d_head, d_mlp, batch, n_pos)
+    parts = {
+        "prefix": layer * per_layer,
+        "suffix": 3 * (n_layers - layer) * per_layer,
+        "unembed": 3 * 2 * batch * (n_pos - 1) * d_model * d_vocab,
+        "sae": 2 * 2 * batch * n_pos * d_model * d_sae,
+    }
+    return {**parts, "total": sum(parts.values())}
+
+
 def synchronize(device: Any) -> None:
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)

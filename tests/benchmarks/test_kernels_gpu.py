@@ -102,7 +102,7 @@ def test_bench_sae_encode_decode(gpu_bench, benchmark, dtype):
 def test_bench_sae_ce_splice(gpu_bench, benchmark, twins):
     """CE loss with an SAE spliced at blocks.8.hook_resid_pre (clean | SAE | zero), against the
     hook-based TL path on the same batch; fraction of the fp32 ceiling over the needed FLOPs."""
-    from mi_assert.kernels.floor import layer_flops
+    from mi_assert.kernels.floor import splice_needed_flops
     from mi_assert.kernels.functional import functional_model
     from mi_assert.kernels.sae_splice import spliced_next_token_ce
     from mi_assert.sae.metrics import clean_sae_zero
@@ -130,9 +130,7 @@ def test_bench_sae_ce_splice(gpu_bench, benchmark, twins):
         ours, median_s = gpu_bench(lambda: spliced_next_token_ce(fm, tokens, layer, "hook_resid_pre", edit),
                                    "cuda", rounds=10, warmup=2)
     err = float((ours - ref).abs().max())
-    per_layer = layer_flops(d, 12, 64, 3072, batch, n_pos)
-    needed = (layer + 3 * (12 - layer)) * per_layer + 6 * batch * (n_pos - 1) * d * handle.d_vocab \
-        + 4 * batch * n_pos * d * d_sae
+    needed = splice_needed_flops(12, d, 12, 64, 3072, handle.d_vocab, d_sae, batch, n_pos, layer)["total"]
     benchmark.extra_info.update(max_abs_err_vs_tl=err, tl_hook_path_seconds=tl_s,
                                 speedup_vs_tl_hooks=tl_s / median_s,
                                 fraction_of_fp32_ceiling=needed / median_s / FP32_MATMUL_FLOPS)
