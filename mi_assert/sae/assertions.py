@@ -222,8 +222,7 @@ def assert_sae_reconstruction(
             "model= and tokens= instead of activations="
         )
 
-    measured: dict[int, _SeedMeasurement] = {}
-    for seed in seed_list:
+    def measure(seed: int) -> _SeedMeasurement:
         if handle is not None:
             toks = tokens(seed) if callable(tokens) else tokens
             toks = handle.to_tokens(toks)
@@ -231,13 +230,16 @@ def assert_sae_reconstruction(
                                            exclude_bos=exclude_bos, ce_positions=ce_positions)
             if ce is not None and min_ce_loss_recovered is not None:
                 _check_ce_baseline(ce, seed)
-            measured[seed] = _SeedMeasurement(stats, ce, int(toks.shape[0]))
-        else:
-            acts = activations(seed) if callable(activations) else activations
-            acts = _check_activations(acts)
-            feats, recon = M.sae_forward(sae, acts)
-            stats = M.reconstruction_samples(acts, feats, recon)
-            measured[seed] = _SeedMeasurement(stats, None, stats.n_prompts)
+            return _SeedMeasurement(stats, ce, int(toks.shape[0]))
+        acts = _check_activations(activations(seed) if callable(activations) else activations)
+        feats, recon = M.sae_forward(sae, acts)
+        stats = M.reconstruction_samples(acts, feats, recon)
+        return _SeedMeasurement(stats, None, stats.n_prompts)
+
+    # fixed tokens/activations: one measurement serves every seed (only the bootstrap differs)
+    per_seed_data = callable(tokens) if handle is not None else callable(activations)
+    shared = None if per_seed_data else measure(seed_list[0])
+    measured = {seed: shared if shared is not None else measure(seed) for seed in seed_list}
 
     members: list[Callable[[float], Evidence]] = []
 

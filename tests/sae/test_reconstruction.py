@@ -98,3 +98,19 @@ def test_every_architecture_runs(planted_model, repeated, arch):
         assert_sae_reconstruction(sae, planted_model, repeated[:8], max_ce_loss_increase=0.0,
                                   l0_range=(0, 64), ce_positions=SECOND_HALF)
     assert err.value.evidence.settings["sae_architecture"] == arch
+
+
+def test_fixed_tokens_are_measured_once_for_every_seed(planted_model, repeated, basis, monkeypatch):
+    """Seeds differ only in the bootstrap when the tokens are fixed: one forward serves them."""
+    from mi_assert.sae import metrics as M
+
+    calls = []
+    original = M.measure_on_model
+    monkeypatch.setattr(M, "measure_on_model", lambda *a, **k: calls.append(1) or original(*a, **k))
+    ev = assert_sae_reconstruction(basis, planted_model, repeated, min_ce_loss_recovered=0.5,
+                                   ce_positions=SECOND_HALF, seeds=(0, 1, 2))
+    assert len(calls) == 1 and len(ev.family[0].per_seed) == 3
+    calls.clear()
+    assert_sae_reconstruction(basis, planted_model, lambda seed: repeated[seed:seed + 16],
+                              min_ce_loss_recovered=0.5, ce_positions=SECOND_HALF, seeds=(0, 1))
+    assert len(calls) == 2  # a callable draws new tokens per seed
