@@ -22,12 +22,13 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # TL's patching loops print progress
 
 import torch  # noqa: E402
 
+from benchmarks.support import anchors
+from benchmarks.support.floor import head_sweep_floor_flops, median, synchronize, time_calls  # noqa: E402
+from benchmarks.support.testing import gpt2_twins, random_pair  # noqa: E402
 from mi_assert.backends.transformer_lens import TransformerLensHandle  # noqa: E402
-from mi_assert.kernels import anchors, attribution_head_out, fast_patching_sweep  # noqa: E402
-from mi_assert.kernels.floor import head_sweep_floor_flops, median, synchronize, time_calls  # noqa: E402
+from mi_assert.kernels import attribution_head_out, fast_patching_sweep  # noqa: E402
 from mi_assert.kernels.functional import full_logits, functional_model  # noqa: E402
 from mi_assert.kernels.sae import sae_forward, sae_forward_unfused  # noqa: E402
-from mi_assert.kernels.testing import gpt2_twins, random_pair  # noqa: E402
 
 Row = dict[str, Any]
 

@@ -31,11 +31,11 @@ from typing import Any
 
 import torch
 
+from benchmarks.support.floor import median, splice_needed_flops, time_calls
+from benchmarks.support.testing import random_tl_model
 from mi_assert.kernels import sae_splice
-from mi_assert.kernels.floor import median, splice_needed_flops, time_calls
 from mi_assert.kernels.functional import functional_model
 from mi_assert.kernels.sae import sae_forward
-from mi_assert.kernels.testing import random_tl_model
 from mi_assert.sae.metrics import clean_sae_zero
 
 

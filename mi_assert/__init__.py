@@ -7,7 +7,7 @@ torch, TransformerLens, nnsight or SAELens.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -19,7 +19,8 @@ _LAZY: dict[str, str] = {
     "ModelHandle": "mi_assert.backends.base",
     "Intervention": "mi_assert.backends.base",
     "Evidence": "mi_assert.stats.evidence",
-    "ClaimFailed": "mi_assert.stats.evidence",
+    "ClaimFailed": "mi_assert.verdict",
+    "raise_if_failed": "mi_assert.verdict",
     "MiAssertInputError": "mi_assert.errors",
     "ModelUnavailableError": "mi_assert.errors",
     "UnknownHookError": "mi_assert.errors",
@@ -27,14 +28,14 @@ _LAZY: dict[str, str] = {
     "holm_adjust": "mi_assert.stats.multiple",
     "seed_everything": "mi_assert.seeding",
     "PromptSet": "mi_assert.prompts",
-    # attention-head claims (issue: heads)
+    # attention-head claims
     "assert_induction_head": "mi_assert.heads.assertions",
     "assert_previous_token_head": "mi_assert.heads.assertions",
     "assert_duplicate_token_head": "mi_assert.heads.assertions",
     "assert_copying_head": "mi_assert.heads.assertions",
     "assert_attends_to_bos": "mi_assert.heads.assertions",
     "find_heads": "mi_assert.heads.discovery",
-    # causal claims (issue: causal)
+    # causal claims
     "logit_diff": "mi_assert.causal.metrics",
     "logprob": "mi_assert.causal.metrics",
     "prob": "mi_assert.causal.metrics",
@@ -53,24 +54,152 @@ _LAZY: dict[str, str] = {
     "assert_composition": "mi_assert.causal.composition",
     "direct_logit_attribution": "mi_assert.causal.attribution",
     "composition_score": "mi_assert.causal.composition",
-    # SAE claims (issue: SAE)
+    # SAE claims
     "assert_sae_reconstruction": "mi_assert.sae.assertions",
     "assert_feature_recovery": "mi_assert.sae.assertions",
     "assert_feature_fires": "mi_assert.sae.assertions",
     "assert_feature_steering": "mi_assert.sae.assertions",
-    # reports, sweeps (issue: reports)
+    # measure_* (data, no verdict) and check_* (non-raising verdicts)
+    "check_sae_reconstruction": "mi_assert.sae.assertions",
+    "check_feature_recovery": "mi_assert.sae.assertions",
+    "check_feature_fires": "mi_assert.sae.assertions",
+    "check_feature_steering": "mi_assert.sae.assertions",
+    "measure_sae_reconstruction": "mi_assert.sae.assertions",
+    "check_direct_logit_attribution": "mi_assert.causal.attribution",
+    "check_logit_lens": "mi_assert.causal.attribution",
+    "logit_lens_ranks": "mi_assert.causal.attribution",
+    "check_probe_accuracy": "mi_assert.causal.probes",
+    "measure_probe_accuracy": "mi_assert.causal.probes",
+    "check_composition": "mi_assert.causal.composition",
+    "composition_scores": "mi_assert.causal.composition",
+    "check_patching_recovery": "mi_assert.causal.assertions",
+    "measure_patching_recovery": "mi_assert.causal.assertions",
+    "check_ablation_effect": "mi_assert.causal.assertions",
+    "measure_ablation_effect": "mi_assert.causal.assertions",
+    "check_path_patching": "mi_assert.causal.assertions",
+    "check_circuit_faithfulness": "mi_assert.causal.circuits",
+    "check_circuit_completeness": "mi_assert.causal.circuits",
+    "check_circuit_minimality": "mi_assert.causal.circuits",
+    "check_induction_head": "mi_assert.heads.assertions",
+    "check_previous_token_head": "mi_assert.heads.assertions",
+    "check_duplicate_token_head": "mi_assert.heads.assertions",
+    "check_copying_head": "mi_assert.heads.assertions",
+    "check_attends_to_bos": "mi_assert.heads.assertions",
+    "measure_role": "mi_assert.heads.measure",
+    # reports, sweeps
     "checkpoints_of": "mi_assert.zoo.checkpoint_list",
     "progress": "mi_assert.report.progress",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+#: subpackages reachable as attributes (``import mi_assert as m; m.zoo.available()``)
+_SUBMODULES = ("backends", "causal", "heads", "prompts", "record", "report", "sae", "stats",
+               "strategies", "verdict", "zoo")
+
+__all__ = sorted(_LAZY) + list(_SUBMODULES) + ["__version__"]
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load lazily
+    from mi_assert import (  # noqa: F401
+        backends,
+        causal,
+        heads,
+        prompts,
+        record,
+        report,
+        sae,
+        stats,
+        strategies,
+        verdict,
+        zoo,
+    )
+    from mi_assert.backends import as_handle
+    from mi_assert.backends.base import Intervention, ModelHandle
+    from mi_assert.causal.assertions import (  # noqa: F401
+        assert_ablation_effect,
+        assert_patching_recovery,
+        assert_path_patching,
+        check_ablation_effect,
+        check_patching_recovery,
+        check_path_patching,
+        measure_ablation_effect,
+        measure_patching_recovery,
+    )
+    from mi_assert.causal.attribution import (  # noqa: F401
+        assert_direct_logit_attribution,
+        assert_logit_lens,
+        check_direct_logit_attribution,
+        check_logit_lens,
+        direct_logit_attribution,
+        logit_lens_ranks,
+    )
+    from mi_assert.causal.circuits import (  # noqa: F401
+        assert_circuit_completeness,
+        assert_circuit_faithfulness,
+        assert_circuit_minimality,
+        check_circuit_completeness,
+        check_circuit_faithfulness,
+        check_circuit_minimality,
+    )
+    from mi_assert.causal.composition import (  # noqa: F401
+        assert_composition,
+        check_composition,
+        composition_score,
+        composition_scores,
+    )
+    from mi_assert.causal.metrics import kl_to_clean, logit_diff, logprob, prob
+    from mi_assert.causal.probes import (  # noqa: F401
+        assert_probe_accuracy,
+        check_probe_accuracy,
+        measure_probe_accuracy,
+    )
+    from mi_assert.causal.sweeps import attribution_sweep, patching_sweep
+    from mi_assert.errors import MiAssertInputError, ModelUnavailableError, UnknownHookError
+    from mi_assert.heads.assertions import (  # noqa: F401
+        assert_attends_to_bos,
+        assert_copying_head,
+        assert_duplicate_token_head,
+        assert_induction_head,
+        assert_previous_token_head,
+        check_attends_to_bos,
+        check_copying_head,
+        check_duplicate_token_head,
+        check_induction_head,
+        check_previous_token_head,
+    )
+    from mi_assert.heads.discovery import find_heads
+    from mi_assert.heads.measure import (  # noqa: F401
+        measure_role,
+    )
+    from mi_assert.loading import load_model
+    from mi_assert.prompts import PromptSet
+    from mi_assert.report.progress import progress
+    from mi_assert.sae.assertions import (  # noqa: F401
+        assert_feature_fires,
+        assert_feature_recovery,
+        assert_feature_steering,
+        assert_sae_reconstruction,
+        check_feature_fires,
+        check_feature_recovery,
+        check_feature_steering,
+        check_sae_reconstruction,
+        measure_sae_reconstruction,
+    )
+    from mi_assert.seeding import seed_everything
+    from mi_assert.stats.bootstrap import bootstrap_mean
+    from mi_assert.stats.evidence import Evidence
+    from mi_assert.stats.multiple import holm_adjust
+    from mi_assert.verdict import ClaimFailed, raise_if_failed
+    from mi_assert.zoo.checkpoint_list import checkpoints_of
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"mi_assert.{name}")
+        globals()[name] = module
+        return module
+    module_name = _LAZY.get(name)
+    if module_name is None:
         raise AttributeError(f"module 'mi_assert' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module_name), name)
     globals()[name] = value
     return value
 

@@ -20,13 +20,22 @@ class LazyActivationCache(Mapping[str, Tensor]):
     def __init__(self, handle: ModelHandle, tokens: Any, prefetch: Iterable[str] = ()) -> None:
         self.handle = handle
         self.tokens = handle.to_tokens(tokens)
-        self._prefetch = [handle.parse_hook(h).name for h in prefetch]
+        self._prefetch = [self.hook_name(h) for h in prefetch]
         self._store: dict[str, Tensor] = {}
         self.n_forward_passes = 0
         self.logits: Tensor | None = None
 
+    def hook_name(self, key: Any) -> str:
+        """A canonical hook name, or a component name (``"resid_pre1"``, ``"mlp0"``,
+        ``"attn1"``, ``"L1H2"`` → that head's ``hook_z``) resolved to its hook."""
+        if isinstance(key, str) and (key.startswith(("blocks.", "hook_", "ln_final"))):
+            return self.handle.parse_hook(key).name
+        from mi_assert.causal.components import parse_component
+
+        return parse_component(self.handle, key).hook
+
     def __getitem__(self, hook: str) -> Tensor:
-        name = self.handle.parse_hook(hook).name
+        name = self.hook_name(hook)
         if name not in self._store:
             wanted = [h for h in dict.fromkeys([*self._prefetch, name]) if h not in self._store]
             self.logits, acts = self.handle.run_with_cache(self.tokens, wanted)
@@ -41,7 +50,10 @@ class LazyActivationCache(Mapping[str, Tensor]):
         return len(self._store)
 
     def __contains__(self, hook: object) -> bool:
-        return hook in self._store
+        try:
+            return self.hook_name(hook) in self._store
+        except (KeyError, ValueError):
+            return False
 
     def __repr__(self) -> str:
         return f"<LazyActivationCache cached={sorted(self._store)} forward_passes={self.n_forward_passes}>"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -172,7 +172,9 @@ def load_native_tl(folder: Path, weights: Path | None = None) -> tuple[Any, dict
     if tokenizer_dir.exists():
         from transformers import AutoTokenizer
 
-        model.set_tokenizer(AutoTokenizer.from_pretrained(str(tokenizer_dir)), default_padding_side="right")
+        # TL leaves set_tokenizer unannotated
+        cast(Any, model).set_tokenizer(AutoTokenizer.from_pretrained(str(tokenizer_dir)),
+                                       default_padding_side="right")
     return model, meta
 
 

@@ -5,11 +5,14 @@ Everything scientific lives in plain modules; this file only translates pytest's
 fixtures and hooks that need them, never at plugin import time, so ``pytest --help`` stays fast
 for every project.
 
-Evidence flow: assertions call :func:`mi_assert.record.record`; after each test phase
-``pytest_runtest_makereport`` drains those records into plain dicts attached to the test
-report (``report.mi_records``, JSON text). Reports reach the controller both in serial runs and
-from xdist workers, where :class:`MiSession` collects them and, at the end, writes the report,
-saves/compares baselines and prints the tables.
+Evidence flow: ``pytest_configure`` installs one :class:`mi_assert.record.Recorder` per
+session (per xdist worker), ``pytest_unconfigure`` uninstalls it; outside pytest none is
+installed and nothing accumulates. Assertions call :func:`mi_assert.record.record`; the
+autouse ``_mi_record_context`` fixture tags records with the running test; after each test
+phase ``pytest_runtest_makereport`` drains the session's recorder into plain dicts attached to
+the test report (``report.mi_records``, JSON text). Reports reach the controller both in serial
+runs and from xdist workers, where :class:`MiSession` collects them and, at the end, writes the
+report, saves/compares baselines and prints the tables.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ _FLAGS: list[tuple[str, str]] = [
 
 _MODEL_CACHE_KEY = pytest.StashKey[dict]()
 _SWEEP_CACHE_KEY = pytest.StashKey[dict]()
+_RECORDER_KEY = pytest.StashKey[tuple]()
+_ITEM_RECORDS_KEY = pytest.StashKey[dict]()
 _SESSION_PLUGIN = "mi-assert-session"
 
 
@@ -103,8 +108,13 @@ def pytest_configure(config: pytest.Config) -> None:
         "--mi-checkpoints)")
     config.stash[_MODEL_CACHE_KEY] = {}
     config.stash[_SWEEP_CACHE_KEY] = {}
+    _install_recorder(config)
     if not _is_worker(config) and config.pluginmanager.get_plugin(_SESSION_PLUGIN) is None:
-        config.pluginmanager.register(MiSession.from_config(config), _SESSION_PLUGIN)
+        try:
+            config.pluginmanager.register(MiSession.from_config(config), _SESSION_PLUGIN)
+        except BaseException:
+            _uninstall_recorder(config)
+            raise
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -112,6 +122,38 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if session_plugin is not None:
         session_plugin.close()
         config.pluginmanager.unregister(session_plugin)
+    _uninstall_recorder(config)
+
+
+def _install_recorder(config: pytest.Config) -> None:
+    from mi_assert import record
+
+    if _RECORDER_KEY in config.stash:
+        return
+    recorder = record.Recorder()
+    previous = record.current()
+    config.stash[_RECORDER_KEY] = (recorder, record.install(recorder), previous)
+
+
+def _uninstall_recorder(config: pytest.Config) -> None:
+    from mi_assert import record
+
+    entry = config.stash.get(_RECORDER_KEY, None)
+    if entry is None:
+        return
+    del config.stash[_RECORDER_KEY]
+    recorder, token, previous = entry
+    try:
+        record.uninstall(token)
+    except (ValueError, RuntimeError):  # unconfigured in another context than configured
+        if record.current() is recorder:
+            record.install(previous)
+
+
+def session_recorder(config: pytest.Config) -> Any:
+    """The :class:`~mi_assert.record.Recorder` this session installed (None before configure)."""
+    entry = config.stash.get(_RECORDER_KEY, None)
+    return entry[0] if entry is not None else None
 
 
 def _usage_error(exc: Exception) -> pytest.UsageError:
@@ -235,8 +277,20 @@ class MiSession:
             write_json(self.report_dir, doc)
 
     # ----- the end ---------------------------------------------------------------------------
+    def _collect_leftovers(self) -> None:
+        """Evidence recorded outside any test phase (collection, session teardown)."""
+        recorder = session_recorder(self.config)
+        leftover = recorder.drain() if recorder is not None else []
+        if leftover:
+            from mi_assert.report.collect import to_records
+
+            for rec in to_records(leftover):
+                rec["test_outcome"] = None
+                self.records.append(rec)
+
     @pytest.hookimpl
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self._collect_leftovers()
         if self.compare_name is not None:
             from mi_assert.report.compare import compare
 
@@ -405,7 +459,7 @@ def mi_model(request: pytest.FixtureRequest) -> Any:
 
             emit(f"[mi-assert] loading checkpoint {sweep.label} ({sweep.spec})")
         try:
-            handle = load_model(spec, **kwargs)
+            handle: Any = load_model(spec, **kwargs)
             if remote_opt:
                 from mi_assert.scaleout import remote_value
 
@@ -450,20 +504,21 @@ def mi_cache(request: pytest.FixtureRequest, mi_model: Any, mi_prompts: Any) -> 
 
 def _sweep_context(item: Any) -> dict[str, Any] | None:
     callspec = getattr(item, "callspec", None)
-    ref = callspec.params.get("mi_model") if callspec is not None else None
+    ref: Any = callspec.params.get("mi_model") if callspec is not None else None
     return ref.as_context() if hasattr(ref, "as_context") else None
 
 
 @pytest.fixture(autouse=True)
 def _mi_record_context(request: pytest.FixtureRequest) -> Iterator[None]:
     """Tag evidence recorded during a test with its node id, checkpoint and worker (cheap)."""
-    record = sys.modules.get("mi_assert.record")
-    if record is None:
-        from mi_assert import record
-    record.set_context(nodeid=request.node.nodeid, checkpoint=_sweep_context(request.node),
-                       worker=os.environ.get("PYTEST_XDIST_WORKER"))
+    recorder = session_recorder(request.config)
+    if recorder is None:
+        yield
+        return
+    recorder.set_context(nodeid=request.node.nodeid, checkpoint=_sweep_context(request.node),
+                         worker=os.environ.get("PYTEST_XDIST_WORKER"))
     yield
-    record.set_context(nodeid=None, checkpoint=None, worker=None)
+    recorder.set_context(nodeid=None, checkpoint=None, worker=None)
 
 
 # ----- reports -----------------------------------------------------------------------------
@@ -479,11 +534,9 @@ def _fallback_model(item: pytest.Item) -> Any:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
-    report = yield
-    record = sys.modules.get("mi_assert.record")
-    if record is None:
-        return report
-    recorded = record.drain()
+    report: Any = yield
+    recorder = session_recorder(item.config)
+    recorded = recorder.drain() if recorder is not None else []
     if not recorded:
         return report
     from mi_assert.report.collect import junit_properties, to_records
@@ -492,11 +545,30 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     # A FAIL verdict inside a test that passed (pytest.raises) or xfailed is an expected
     # failure: the report says so instead of counting it as a broken claim.
     outcome = "xfailed" if hasattr(report, "wasxfail") else report.outcome
-    for rec in records:
+    # per item: how often each key was claimed (the same claim twice gets "#2"), and how
+    # many records its earlier phases had (their junit properties are mi.0 .. mi.K-1)
+    seen = item.stash.setdefault(_ITEM_RECORDS_KEY, {})
+    offset = sum(seen.values())
+    for k, rec in enumerate(records):
         rec["test_outcome"] = outcome
+        rec["phase"] = call.when
+        rec["seq"] = offset + k
         if rec["nodeid"] == "<outside a test>":  # recorded by a fixture during setup
             rec["nodeid"] = f"{item.nodeid} ({call.when})"
+        count = seen.get(rec["key"], 0)
+        seen[rec["key"]] = count + 1
+        if count:
+            rec["key"] = f"{rec['key']}#{count + 1}"
     report.mi_records = json.dumps(records, allow_nan=False)
     # junit-xml reads properties from the teardown report, which copies item.user_properties
-    item.user_properties.extend(junit_properties(records))
+    props = junit_properties(records)
+    item.user_properties.extend(
+        (_shift_property(name, offset), value) for name, value in props)
     return report
+
+
+def _shift_property(name: str, offset: int) -> str:
+    if not offset:
+        return name
+    prefix, index, rest = name.split(".", 2)
+    return f"{prefix}.{int(index) + offset}.{rest}"

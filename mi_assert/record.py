@@ -1,8 +1,10 @@
-"""Session-wide record of evidence, independent of pytest.
+"""Where evidence goes for reports: a context-local :class:`Recorder`, installed by the plugin.
 
-Assertions call :func:`record`; the pytest plugin sets the current test id with
-:func:`set_context` and collects with :func:`drain`. Outside pytest the records simply
-accumulate (and :func:`drain` empties them).
+Assertions call :func:`record`. Inside pytest the plugin installs one recorder for the session
+(:func:`install`) and tags records with the running test (:meth:`Recorder.set_context`).
+Outside pytest no recorder is installed and nothing accumulates: a notebook that checks claims
+for an hour keeps no evidence, samples or attention arrays behind. To collect evidence
+outside pytest, use ``with recording() as rec: ...`` and read ``rec.peek()``.
 """
 
 from __future__ import annotations
@@ -10,16 +12,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the plugin imports this module for every test: keep it free of torch/scipy
     from mi_assert.stats.evidence import Evidence
-
-_lock = threading.Lock()
-_records: list[Recorded] = []
-_context: dict[str, Any] = {}
-_suppress_depth = 0
 
 
 @dataclass
@@ -28,43 +26,118 @@ class Recorded:
     context: dict[str, Any] = field(default_factory=dict)
 
 
-def set_context(**context: Any) -> None:
-    """Set what every later record is tagged with (e.g. ``nodeid=...``); None values clear."""
-    with _lock:
-        for key, value in context.items():
-            if value is None:
-                _context.pop(key, None)
-            else:
-                _context[key] = value
+class Recorder:
+    """Evidence recorded so far, with the context (test id, checkpoint) each was made in."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: list[Recorded] = []
+        self._context: dict[str, Any] = {}
+        self._suppress_depth = 0
+
+    def set_context(self, **context: Any) -> None:
+        """Tag every later record with ``context`` (e.g. ``nodeid=...``); None values clear."""
+        with self._lock:
+            for key, value in context.items():
+                if value is None:
+                    self._context.pop(key, None)
+                else:
+                    self._context[key] = value
+
+    def record(self, evidence: Evidence) -> None:
+        with self._lock:
+            if self._suppress_depth == 0:
+                self._records.append(Recorded(evidence, dict(self._context)))
+
+    @contextmanager
+    def suppressed(self) -> Iterator[None]:
+        with self._lock:
+            self._suppress_depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._suppress_depth -= 1
+
+    def drain(self) -> list[Recorded]:
+        with self._lock:
+            out = list(self._records)
+            self._records.clear()
+        return out
+
+    def peek(self) -> list[Recorded]:
+        with self._lock:
+            return list(self._records)
+
+
+_current: ContextVar[Recorder | None] = ContextVar("mi_assert_recorder", default=None)
+#: installed recorders, innermost last: a thread a test starts does not inherit the context,
+#: so it records into the innermost one
+_installed: list[Recorder] = []
+
+
+def current() -> Recorder | None:
+    """The recorder of this context, else the innermost installed one (None outside pytest
+    and :func:`recording`)."""
+    recorder = _current.get()
+    if recorder is None and _installed:
+        return _installed[-1]
+    return recorder
+
+
+def install(recorder: Recorder | None) -> Token[Recorder | None]:
+    if recorder is not None:
+        _installed.append(recorder)
+    return _current.set(recorder)
+
+
+def uninstall(token: Token[Recorder | None]) -> None:
+    recorder = _current.get()
+    _current.reset(token)
+    if recorder is not None and recorder in _installed:
+        del _installed[len(_installed) - 1 - _installed[::-1].index(recorder)]
+
+
+@contextmanager
+def recording() -> Iterator[Recorder]:
+    """Collect the evidence recorded inside the block (for notebooks and scripts)."""
+    recorder = Recorder()
+    token = install(recorder)
+    try:
+        yield recorder
+    finally:
+        uninstall(token)
 
 
 def record(evidence: Evidence) -> None:
-    with _lock:
-        if _suppress_depth == 0:
-            _records.append(Recorded(evidence, dict(_context)))
+    recorder = current()
+    if recorder is not None:
+        recorder.record(evidence)
+
+
+def set_context(**context: Any) -> None:
+    recorder = current()
+    if recorder is not None:
+        recorder.set_context(**context)
 
 
 @contextmanager
 def suppressed() -> Iterator[None]:
     """Inside the block, evidence is not recorded (e.g. calibration's hundreds of draws are
     about the method, not about any test's model, and would flood reports)."""
-    global _suppress_depth
-    with _lock:
-        _suppress_depth += 1
-    try:
+    recorder = current()
+    if recorder is None:
         yield
-    finally:
-        with _lock:
-            _suppress_depth -= 1
+        return
+    with recorder.suppressed():
+        yield
 
 
 def drain() -> list[Recorded]:
-    with _lock:
-        out = list(_records)
-        _records.clear()
-    return out
+    recorder = current()
+    return recorder.drain() if recorder is not None else []
 
 
 def peek() -> list[Recorded]:
-    with _lock:
-        return list(_records)
+    recorder = current()
+    return recorder.peek() if recorder is not None else []

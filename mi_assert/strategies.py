@@ -12,13 +12,17 @@ Use them to state a claim for *every* prompt of a family instead of a hand-picke
 
 Strategies return token-id tensors ``[n_prompts, pos]`` (``torch.long``) ready for the
 ``prompts=`` option of the head assertions, except :func:`ioi_prompts` (a ``PromptSet`` from
-:mod:`mi_assert.prompts.ioi` when that module exists, else :class:`IOISentence` texts).
+:mod:`mi_assert.prompts.ioi` with a model, else :class:`IOISentence` texts).
+
+The prompts of one draw are distinct and there are at least
+:data:`~mi_assert.stats.claims.DEFAULT_MIN_UNITS` of them by default: a claim counts copies of
+one prompt once and refuses rows with fewer distinct prompts than ``min_prompts``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +31,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from mi_assert.prompts import repeated_tokens
+from mi_assert.stats.claims import DEFAULT_MIN_UNITS
 
 #: IOI fallback material (used only when mi_assert.prompts.ioi is absent)
 _NAMES: tuple[str, ...] = ("Mary", "John", "Tom", "James", "Anna", "Paul", "Kate", "Mark")
@@ -44,6 +49,19 @@ def _vocab(d_vocab: int, exclude: Sequence[int]) -> list[int]:
     return ids
 
 
+def _distinct_rows(make: Callable[[int], torch.Tensor], n: int, what: str,
+                   attempts: int = 64) -> torch.Tensor:
+    """``n`` distinct rows, taken in order from batches ``make(0)``, ``make(1)``, ..."""
+    seen: dict[tuple[int, ...], torch.Tensor] = {}
+    for attempt in range(attempts):
+        for row in make(attempt):
+            seen.setdefault(tuple(row.tolist()), row)
+            if len(seen) == n:
+                return torch.stack(list(seen.values()))
+    raise ValueError(f"{what}: found only {len(seen)} distinct prompts of the {n} asked for; "
+                     "allow longer prompts or a larger vocabulary")
+
+
 @st.composite
 def repeated_token_prompts(
     draw: st.DrawFn,
@@ -51,17 +69,24 @@ def repeated_token_prompts(
     bos_token_id: int | None = None,
     min_len: int = 2,
     max_len: int = 31,
-    min_prompts: int = 4,
+    min_prompts: int = DEFAULT_MIN_UNITS,
     max_prompts: int = 16,
     exclude: Sequence[int] = (),
 ) -> torch.Tensor:
-    """``[BOS] + r + r`` with a random repeat length (shared by the batch) and random tokens."""
+    """``[BOS] + r + r`` with a random repeat length (shared by the batch) and random tokens;
+    the ``n`` prompts are distinct."""
     repeat_len = draw(st.integers(min_len, max_len))
     n = draw(st.integers(min_prompts, max_prompts))
     ids = _vocab(d_vocab, [*exclude, *([bos_token_id] if bos_token_id is not None else [])])
+    if len(ids) ** repeat_len < n:
+        raise ValueError(f"only {len(ids)}**{repeat_len} distinct prompts of repeat length "
+                         f"{repeat_len} exist; {n} were asked for")
     seed = draw(st.integers(0, 2**31 - 1))
-    return repeated_tokens(n, repeat_len, d_vocab, seed, bos_token_id=bos_token_id,
-                           vocab=torch.tensor(ids, dtype=torch.long))
+    vocab = torch.tensor(ids, dtype=torch.long)
+    return _distinct_rows(
+        lambda attempt: repeated_tokens(n, repeat_len, d_vocab, seed + attempt,
+                                        bos_token_id=bos_token_id, vocab=vocab),
+        n, "repeated_token_prompts")
 
 
 @st.composite
@@ -71,26 +96,33 @@ def duplicate_token_prompts(
     bos_token_id: int | None = None,
     min_len: int = 4,
     max_len: int = 40,
-    min_prompts: int = 4,
+    min_prompts: int = DEFAULT_MIN_UNITS,
     max_prompts: int = 16,
     exclude: Sequence[int] = (),
 ) -> torch.Tensor:
-    """Random sequences in which every prompt has at least one token repeated later.
+    """Distinct random sequences in which every prompt has at least one token repeated later.
 
-    Tokens are drawn from a small random sub-vocabulary so duplicates are frequent, and one
-    position per prompt is forced to copy an earlier token.
+    Tokens are drawn from a small random sub-vocabulary (at least 3 ids where the vocabulary
+    allows) so duplicates are frequent, and one position per prompt is forced to copy an
+    earlier token.
     """
     length = draw(st.integers(min_len, max_len))
     n = draw(st.integers(min_prompts, max_prompts))
     ids = _vocab(d_vocab, [*exclude, *([bos_token_id] if bos_token_id is not None else [])])
     seed = draw(st.integers(0, 2**31 - 1))
     gen = torch.Generator().manual_seed(seed)
-    sub = torch.tensor(ids)[torch.randperm(len(ids), generator=gen)[: max(2, min(len(ids), length // 2))]]
-    seq = sub[torch.randint(0, len(sub), (n, length), generator=gen)]
-    src = torch.randint(0, length - 1, (n,), generator=gen)
-    # dst uniform in src+1 .. length-1 (rand < 1, so the floor stays in range)
-    dst = src + 1 + (torch.rand(n, generator=gen) * (length - 1 - src)).long()
-    seq[torch.arange(n), dst] = seq[torch.arange(n), src]
+    k = min(len(ids), max(3, length // 2))
+    sub = torch.tensor(ids)[torch.randperm(len(ids), generator=gen)[:k]]
+
+    def batch(_attempt: int) -> torch.Tensor:
+        seq = sub[torch.randint(0, len(sub), (n, length), generator=gen)]
+        src = torch.randint(0, length - 1, (n,), generator=gen)
+        # dst uniform in src+1 .. length-1 (rand < 1, so the floor stays in range)
+        dst = src + 1 + (torch.rand(n, generator=gen) * (length - 1 - src)).long()
+        seq[torch.arange(n), dst] = seq[torch.arange(n), src]
+        return seq
+
+    seq = _distinct_rows(batch, n, "duplicate_token_prompts")
     if bos_token_id is not None:
         seq = torch.cat([torch.full((n, 1), bos_token_id, dtype=torch.long), seq], dim=1)
     return seq
@@ -109,22 +141,19 @@ class IOISentence:
 def ioi_prompts(
     draw: st.DrawFn,
     handle: Any | None = None,
-    min_prompts: int = 2,
+    min_prompts: int = DEFAULT_MIN_UNITS,
     max_prompts: int = 16,
     corruption: str = "abc",
     templates: str = "fit",
 ) -> Any:
-    """IOI prompts: a ``PromptSet`` from :mod:`mi_assert.prompts.ioi` (imported lazily), or a
-    list of :class:`IOISentence` from a small built-in template list when it is absent."""
+    """IOI prompts: with a model ``handle``, a ``PromptSet`` from :mod:`mi_assert.prompts.ioi`
+    (its templates and tokenizer); without one, :class:`IOISentence` texts from a small
+    built-in template list."""
     n = draw(st.integers(min_prompts, max_prompts))
     seed = draw(st.integers(0, 2**31 - 1))
-    try:
+    if handle is not None:
         from mi_assert.prompts import ioi
-    except ModuleNotFoundError as exc:
-        if exc.name != "mi_assert.prompts.ioi":
-            raise
-        ioi = None
-    if ioi is not None:
+
         return ioi.ioi_prompt_set(handle, seed, n_prompts=n, corruption=corruption, templates=templates)
     rng = torch.Generator().manual_seed(seed)
     out = []

@@ -1,6 +1,16 @@
-"""The pytest plugin: options, markers and seeded fixtures (via pytester)."""
+"""The pytest plugin: options, markers and seeded fixtures (via pytester).
+
+pytester runs pytest in this process and forgets modules an inner run imported first;
+importing torch, datasets or numpy a second time in one process fails, so the outer process
+imports them here.
+"""
 
 from __future__ import annotations
+
+import transformer_lens  # noqa: F401
+
+import mi_assert.loading  # noqa: F401
+import mi_assert.stats.claims  # noqa: F401
 
 
 def test_help_lists_options(pytester):
@@ -77,3 +87,53 @@ def test_plugin_and_per_test_record_context_do_not_import_torch():
             "print(heavy); sys.exit(bool(heavy))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_session_recorder_tags_and_drains_per_test(pytester):
+    """One recorder per session: records carry their test's node id and leave with its report."""
+    from mi_assert import record
+
+    outer = record.current()
+    pytester.makeconftest(
+        """
+        import json
+
+        SEEN = []
+
+        def pytest_runtest_logreport(report):
+            if getattr(report, "mi_records", None):
+                SEEN.extend((report.nodeid, report.when, r["nodeid"], r["key"], r["seq"])
+                            for r in json.loads(report.mi_records))
+
+        def pytest_sessionfinish(session):
+            (session.config.rootpath / "seen.json").write_text(json.dumps(sorted(SEEN)))
+        """
+    )
+    pytester.makepyfile(
+        """
+        from mi_assert import record
+        from mi_assert.stats.evidence import Evidence
+        from mi_assert.verdict import raise_if_failed
+
+        def ev(claim):
+            return Evidence(claim=claim, metric="m", estimate=1.0, low=1.0, high=1.0, bound=1.0,
+                            n=1, threshold=0.5, alpha=0.05, alternative="greater", passed=True)
+
+        def test_a():
+            raise_if_failed(ev("c"))
+            raise_if_failed(ev("c"))
+            assert record.current().peek()[0].context["nodeid"].endswith("::test_a")
+
+        def test_b():
+            assert record.peek() == []
+            raise_if_failed(ev("d"))
+        """
+    )
+    result = pytester.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=2)
+    import json
+
+    seen = json.loads((pytester.path / "seen.json").read_text())
+    assert [(s[1], s[2].split("::")[-1], s[3].split("::")[-1], s[4]) for s in seen] == [
+        ("call", "test_a", "c", 0), ("call", "test_a", "c#2", 1), ("call", "test_b", "d", 0)]
+    assert record.current() is outer

@@ -28,8 +28,9 @@ View = Literal["identity", "q", "k", "v", "heads", "expand_batch", "causal_score
                "head_q", "head_k", "head_v"]
 #: views cutting q, k and v out of one fused projection: GPT-2's (q | k | v) and GPT-NeoX's
 #: per-head (head, (q | k | v), d_head) layout
-FUSED_QKV_VIEWS: dict[str, tuple[str, str, str]] = {"q": ("q", "k", "v"),
-                                                     "head_q": ("head_q", "head_k", "head_v")}
+_QKV: tuple[View, View, View] = ("q", "k", "v")
+_HEAD_QKV: tuple[View, View, View] = ("head_q", "head_k", "head_v")
+FUSED_QKV_VIEWS: dict[str, tuple[str, str, str]] = {"q": _QKV, "head_q": _HEAD_QKV}
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,10 @@ def _gpt2_weights(module: Any, cfg: Any) -> ModelWeights:
     d_model = int(cfg.hidden_size)
     d_head = d_model // n_heads
     blocks = module.transformer.h
-    w_q, w_k, w_v, w_o = [], [], [], []
+    w_q: list[Tensor] = []
+    w_k: list[Tensor] = []
+    w_v: list[Tensor] = []
+    w_o: list[Tensor] = []
     for block in blocks:
         # Conv1D stores [in, out]; c_attn's out is concat(q, k, v), each (head, d_head)
         q, k, v = block.attn.c_attn.weight.detach().split(d_model, dim=1)
@@ -166,7 +170,10 @@ def _llama_weights(module: Any, cfg: Any) -> ModelWeights:
     d_model = int(cfg.hidden_size)
     d_head = llama_head_dim(cfg)
     n_kv = int(getattr(cfg, "num_key_value_heads", None) or n_heads)
-    w_q, w_k, w_v, w_o = [], [], [], []
+    w_q: list[Tensor] = []
+    w_k: list[Tensor] = []
+    w_v: list[Tensor] = []
+    w_o: list[Tensor] = []
     for block in module.model.layers:
         attn = block.self_attn
         w_q.append(attn.q_proj.weight.detach().reshape(n_heads, d_head, d_model).transpose(1, 2))
@@ -240,7 +247,10 @@ def _neox_weights(module: Any, cfg: Any) -> ModelWeights:
     n_heads = int(cfg.num_attention_heads)
     d_model = int(cfg.hidden_size)
     d_head = d_model // n_heads
-    w_q, w_k, w_v, w_o = [], [], [], []
+    w_q: list[Tensor] = []
+    w_k: list[Tensor] = []
+    w_v: list[Tensor] = []
+    w_o: list[Tensor] = []
     for block in module.gpt_neox.layers:
         fused = block.attention.query_key_value.weight.detach().reshape(n_heads, 3, d_head, d_model)
         for i, dest in enumerate((w_q, w_k, w_v)):
@@ -329,7 +339,7 @@ def to_canonical(view: View, value: Tensor, n_heads: int, batch: int,
         return (value - bias) / weight
     if view in ("q", "k", "v"):
         d_model = value.shape[-1] // 3
-        part = value.split(d_model, dim=-1)["qkv".index(view)]
+        part = torch.split(value, d_model, dim=-1)["qkv".index(view)]
         return part.reshape(*part.shape[:-1], n_heads, d_model // n_heads)
     if view in ("head_q", "head_k", "head_v"):
         per_head = value.reshape(*value.shape[:-1], n_heads, 3, value.shape[-1] // (3 * n_heads))
@@ -356,13 +366,13 @@ def from_canonical(view: View, parts: dict[View, Tensor], original: Tensor,
         return parts[view] * affine[0] + affine[1]
     if view in ("q", "k", "v"):
         flat = [parts[v].flatten(-2) if v in parts else piece
-                for v, piece in zip(("q", "k", "v"), original.split(original.shape[-1] // 3, dim=-1),
+                for v, piece in zip(_QKV, torch.split(original, original.shape[-1] // 3, dim=-1),
                                     strict=True)]
         return torch.cat(flat, dim=-1)
     if view in ("head_q", "head_k", "head_v"):
-        some = next(parts[v] for v in ("head_q", "head_k", "head_v") if v in parts)
+        some = next(parts[v] for v in _HEAD_QKV if v in parts)
         per_head = original.reshape(*original.shape[:-1], some.shape[-2], 3, some.shape[-1])
-        pieces = [parts.get(v, per_head[..., i, :]) for i, v in enumerate(("head_q", "head_k", "head_v"))]
+        pieces = [parts.get(v, per_head[..., i, :]) for i, v in enumerate(_HEAD_QKV)]
         return torch.stack(pieces, dim=-2).flatten(-3)
     value = parts[view]
     if view == "heads":

@@ -12,7 +12,7 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import torch
 from torch import Tensor
@@ -133,14 +133,14 @@ class ModelHandle(ABC):
         tokenizer's.
         """
         if "bos_token_id" in self.meta:
-            return self.meta["bos_token_id"]
+            return cast("int | None", self.meta["bos_token_id"])
         tok = self.tokenizer
         return getattr(tok, "bos_token_id", None) if tok is not None else None
 
     @property
     def torch_module(self) -> torch.nn.Module:
         """The ``torch.nn.Module`` holding the weights (the wrapped model, for wrappers)."""
-        return self.model
+        return cast(torch.nn.Module, self.model)
 
     @property
     def device(self) -> torch.device:
@@ -323,7 +323,7 @@ class ModelHandle(ABC):
     def checkpoint_hash(self) -> str:
         """A short sha256 over :attr:`torch_module`'s state dict: identifies the weights in
         reports/baselines (under the parameter names of the library that owns them)."""
-        cached = getattr(self, "_checkpoint_hash", None)
+        cached: str | None = getattr(self, "_checkpoint_hash", None)
         if cached is not None:
             return cached
         digest = hashlib.sha256()

@@ -8,6 +8,7 @@ because each variant's edits only touch its own slice of the stacked batch.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -19,7 +20,7 @@ from mi_assert.errors import MiAssertInputError
 def run_stacked_variants(
     handle: ModelHandle,
     tokens: Tensor,
-    variants: Sequence[Mapping[str, Sequence[EditFn]]],
+    variants: Sequence[Mapping[str, EditFn | Sequence[EditFn]]],
     capture: Sequence[str] = (),
 ) -> Tensor:
     """Logits ``[V, batch, pos, d_vocab]`` of ``tokens`` under each variant's edits.
@@ -39,7 +40,7 @@ def run_stacked_variants(
     for v, edits in enumerate(variants):
         for name, fns in edits.items():
             key = handle.parse_hook(name).name
-            fn_list = list(fns) if isinstance(fns, (list, tuple)) else [fns]  # type: ignore[list-item]
+            fn_list: list[EditFn] = list(fns) if isinstance(fns, (list, tuple)) else [cast(EditFn, fns)]
             per_hook.setdefault(key, {}).setdefault(v, []).extend(fn_list)
     merged = {name: [_sliced(by_variant, batch)] for name, by_variant in per_hook.items()}
     with torch.no_grad():

@@ -12,7 +12,7 @@ global (environment variables, hub settings) is changed here.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -60,7 +60,7 @@ def load_hf_model(
     """The ``transformers`` model (eager attention, eval mode) and its tokenizer (or None)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    hub_kwargs = {k: kwargs[k] for k in ("revision", "trust_remote_code") if k in kwargs}
+    hub_kwargs: dict[str, Any] = {k: kwargs[k] for k in ("revision", "trust_remote_code") if k in kwargs}
     config = AutoConfig.from_pretrained(name_or_path, **hub_kwargs)
     architecture_for(config, what=f"model {name_or_path!r}")  # refuse before loading weights
     load_kwargs: dict[str, Any] = {"attn_implementation": "eager", **hub_kwargs}
@@ -70,7 +70,8 @@ def load_hf_model(
         load_kwargs["device_map"] = kwargs["device_map"]
         if "max_memory" in kwargs:
             load_kwargs["max_memory"] = kwargs["max_memory"]
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, **load_kwargs)
+    # transformers types ``PreTrainedModel.to`` as an unbound wrapper and leaves ``eval`` unannotated
+    model: Any = AutoModelForCausalLM.from_pretrained(name_or_path, **load_kwargs)
     if "device_map" not in kwargs:
         model = model.to(device)
     model.eval()
@@ -152,12 +153,12 @@ def hooked_transformer_from_hf(hf_model: Any, tokenizer: Any | None, device: tor
         "dtype": hf_model.dtype,
     }
     if arch.name == "gpt2":
-        from transformer_lens.pretrained.weight_conversions import convert_gpt2_weights
+        from transformer_lens.pretrained.weight_conversions.gpt2 import convert_gpt2_weights
 
         cfg = HookedTransformerConfig(**_gpt2_tl_config(hf_cfg), **common)
         state = convert_gpt2_weights(hf_model, cfg)
     elif arch.name == "gpt_neox":
-        from transformer_lens.pretrained.weight_conversions import convert_neox_weights
+        from transformer_lens.pretrained.weight_conversions.neox import convert_neox_weights
 
         cfg = HookedTransformerConfig(**_neox_tl_config(hf_cfg), **common)
         state = convert_neox_weights(hf_model, cfg)
@@ -169,7 +170,8 @@ def hooked_transformer_from_hf(hf_model: Any, tokenizer: Any | None, device: tor
     model.load_state_dict({k: v.detach().clone() for k, v in state.items()}, strict=False)
     if tokenizer is not None:
         # TL reloads the tokenizer by name_or_path to add BOS handling: the folder path works
-        model.set_tokenizer(tokenizer, default_padding_side="right")
+        # (TL leaves set_tokenizer unannotated)
+        cast(Any, model).set_tokenizer(tokenizer, default_padding_side="right")
     return model.to(device).eval()
 
 
@@ -213,7 +215,8 @@ def _neox_tl_config(hf_cfg: Any) -> dict[str, Any]:
         "parallel_attn_mlp": getattr(hf_cfg, "use_parallel_residual", True),
         "positional_embedding_type": "rotary",
         "rotary_adjacent_pairs": False,
-        "rotary_dim": round(tl_loading.get_rotary_pct_from_config(hf_cfg) * d_head),
+        # TL imports get_rotary_pct_from_config into loading_from_pretrained without declaring a re-export
+        "rotary_dim": round(tl_loading.get_rotary_pct_from_config(hf_cfg) * d_head),  # type: ignore[attr-defined]
         "rotary_base": tl_loading._get_rope_theta(hf_cfg),
         "normalization_type": "LN",
         "original_architecture": "GPTNeoXForCausalLM",
@@ -224,7 +227,9 @@ def _llama_family_tl_config(hf_cfg: Any) -> tuple[dict[str, Any], Any]:
     """TL's config branch for ``LlamaForCausalLM`` / ``MistralForCausalLM`` /
     ``Qwen2ForCausalLM``, for a config already in hand, and TL's weight converter for it."""
     from transformer_lens import loading_from_pretrained as tl_loading
-    from transformer_lens.pretrained import weight_conversions as conv
+    from transformer_lens.pretrained.weight_conversions.llama import convert_llama_weights
+    from transformer_lens.pretrained.weight_conversions.mistral import convert_mistral_weights
+    from transformer_lens.pretrained.weight_conversions.qwen2 import convert_qwen2_weights
 
     from mi_assert.backends.architectures import llama_head_dim
     from mi_assert.errors import UnsupportedModelError
@@ -263,7 +268,7 @@ def _llama_family_tl_config(hf_cfg: Any) -> tuple[dict[str, Any], Any]:
             "rotary_base": tl_loading._get_rope_theta(hf_cfg),
             "original_architecture": "MistralForCausalLM",
         })
-        return base, conv.convert_mistral_weights
+        return base, convert_mistral_weights
     base.update({
         "n_ctx": hf_cfg.max_position_embeddings,
         "rotary_adjacent_pairs": False,
@@ -277,11 +282,11 @@ def _llama_family_tl_config(hf_cfg: Any) -> tuple[dict[str, Any], Any]:
             "rotary_base": int(tl_loading._get_rope_theta(hf_cfg)),
             "original_architecture": "Qwen2ForCausalLM",
         })
-        return base, conv.convert_qwen2_weights
+        return base, convert_qwen2_weights
     base.update({
         "n_key_value_heads": n_kv if n_kv not in (None, hf_cfg.num_attention_heads) else None,
         "rotary_base": tl_loading._get_rope_theta(hf_cfg),
         "original_architecture": "LlamaForCausalLM",
     })
     tl_loading._apply_llama3_rope_scaling(base, hf_cfg)
-    return base, conv.convert_llama_weights
+    return base, convert_llama_weights

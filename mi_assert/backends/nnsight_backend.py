@@ -112,7 +112,7 @@ class NNsightHandle(ModelHandle):
 
     # ----- shape facts ------------------------------------------------------------------
     def _hf(self, *names: str) -> int:
-        cfg = self.module.config  # type: ignore[union-attr]
+        cfg = self.module.config
         for name in names:
             value = getattr(cfg, name, None)
             if value is not None:
@@ -177,12 +177,13 @@ class NNsightHandle(ModelHandle):
         if self._tl_cfg is not None:
             return ModelWeights.from_tl(self.module)
         assert self._arch is not None
-        return self._arch.weights(self.module, self.module.config)  # type: ignore[union-attr]
+        return self._arch.weights(self.module, self.module.config)
 
     # ----- canonical name → site ------------------------------------------------------
     def _tl_site(self, hook: HookName) -> tuple[Site, int | None, tuple[int, int]]:
         """Site of a canonical hook on a HookedTransformer (HookPoint modules, TL aliases)."""
         cfg = self._tl_cfg
+        assert cfg is not None, "_tl_site is for handles over a HookedTransformer"
         name, kind, layer = hook.name, hook.kind, hook.layer
         if kind == "hook_resid_mid" and not self.has_mlp:
             kind = "hook_resid_post"  # attention-only blocks never call hook_resid_mid

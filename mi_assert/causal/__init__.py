@@ -1,14 +1,59 @@
 """Causal claims: metrics, patching sweeps, circuits, attribution, probes and composition.
 
-Modules (each one job; public names are re-exported lazily from ``mi_assert``):
+Modules (each one job; public names are re-exported lazily from ``mi_assert`` and from here):
 
 * ``metrics`` — per-prompt metrics (``logit_diff``, ``logprob``, ``prob``, ``kl_to_clean``);
 * ``components`` — parse "L9H9", (9, 9), "mlp3", "resid_pre5", hook names into sites;
 * ``interventions`` — patch/ablation edit functions (mean, zero, resample, noise);
-* ``recovery`` — ratio-of-means statistics with a paired bootstrap over prompts;
+* ``recovery`` — ratio-of-means claims (rows for the engine in :mod:`mi_assert.stats`);
 * ``draws`` — which prompts each seed uses (explicit prompts vs a generator's held-out draws);
-* ``assertions`` — ``assert_patching_recovery``, ``assert_ablation_effect``,
-  ``assert_path_patching``;
-* ``circuits`` — ``assert_circuit_faithfulness`` / ``_completeness`` / ``_minimality``;
+* ``assertions`` — ``measure_*`` (plain data), ``check_*`` (Evidence) and ``assert_*``
+  (raises) for patching recovery, ablation effects and path patching;
+* ``circuits`` — ``check_/assert_circuit_faithfulness`` / ``_completeness`` / ``_minimality``;
 * ``sweeps`` — ``patching_sweep`` / ``attribution_sweep`` in TransformerLens layout and units.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: public name -> submodule that defines it (imported on first use: no torch at import time)
+_LAZY: dict[str, str] = {
+    "measure_patching_recovery": "assertions",
+    "judge_patching_recovery": "assertions",
+    "check_patching_recovery": "assertions",
+    "assert_patching_recovery": "assertions",
+    "PatchingMeasurement": "assertions",
+    "PatchingRun": "assertions",
+    "measure_ablation_effect": "assertions",
+    "check_ablation_effect": "assertions",
+    "assert_ablation_effect": "assertions",
+    "AblationMeasurement": "assertions",
+    "AblationRun": "assertions",
+    "check_path_patching": "assertions",
+    "assert_path_patching": "assertions",
+    "path_patched_logits": "assertions",
+    "check_circuit_faithfulness": "circuits",
+    "assert_circuit_faithfulness": "circuits",
+    "check_circuit_completeness": "circuits",
+    "assert_circuit_completeness": "circuits",
+    "check_circuit_minimality": "circuits",
+    "assert_circuit_minimality": "circuits",
+    "CircuitRunner": "circuits",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mi_assert.causal' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"mi_assert.causal.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(__all__) | set(globals()))

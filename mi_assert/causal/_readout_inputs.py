@@ -2,7 +2,7 @@
 composition).
 
 Private to those modules: turns what a user passes (token batches, PromptSets, answer ids, head
-names, positions) into validated tensors and indices, raising :class:`MiAssertInputError` that
+names, positions, the shared claim options) into validated values, raising :class:`MiAssertInputError` that
 names what is wrong and what is allowed. Component names are parsed by
 :mod:`mi_assert.causal.components` (one parser for the whole package); this module only maps
 them onto the residual-stream writers that direct logit attribution understands.
@@ -10,8 +10,7 @@ them onto the residual-stream writers that direct logit attribution understands.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,8 @@ from torch import Tensor
 from mi_assert.backends.base import ModelHandle
 from mi_assert.causal.components import parse_component
 from mi_assert.errors import MiAssertInputError
-from mi_assert.stats.evidence import Evidence
+from mi_assert.stats.claims import check_threshold
+from mi_assert.stats.options import ClaimOptions, claim_options
 
 #: direct-logit-attribution kinds: the additive writers into the residual stream
 WRITER_KINDS = ("head", "attn", "mlp", "embed", "pos_embed")
@@ -173,51 +173,39 @@ def check_position(position: Any, n_pos: int) -> int:
     return int(position) % n_pos
 
 
-def check_alpha(alpha: float) -> float:
-    if not isinstance(alpha, (int, float)) or not 0 < alpha < 0.5:
-        raise MiAssertInputError(f"alpha must lie in (0, 0.5); got {alpha!r}")
-    return float(alpha)
+def check_threshold_option(name: str, value: Any, alternative: str,
+                           value_range: tuple[float, float] | None, metric: str) -> float:
+    """A threshold option checked before any measuring (the engine's rule, named)."""
+    try:
+        return check_threshold(value, alternative, value_range, metric)  # type: ignore[arg-type]
+    except MiAssertInputError as exc:
+        raise MiAssertInputError(f"{name}={value!r}: {exc}") from None
 
 
-def check_fraction(value: Any, name: str, *, allow_negative: bool = False) -> float:
-    """A threshold in [0, 1) (or (-1, 1) for differences such as selectivity)."""
-    lo = -1.0 if allow_negative else 0.0
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value < 1:
-        raise MiAssertInputError(
-            f"{name} must be a number in [{lo:g}, 1) (the one-sided bound must be able to exceed "
-            f"it); got {value!r}"
-        )
-    return float(value)
+def resolve_seeds(seeds: Any, seed: Any) -> tuple[int, ...]:
+    """``seeds=`` (default ``(0,)``) or its alias ``seed=``, not both; distinct ints."""
+    if seed is not None and seeds is not None:
+        raise MiAssertInputError(f"pass seeds= or its alias seed=, not both; got seeds={seeds!r}, "
+                                 f"seed={seed!r}")
+    chosen = seed if seed is not None else (seeds if seeds is not None else (0,))
+    return claim_options(seeds=chosen).seeds
 
 
-def all_of(claim: str, metric: str, members: Sequence[Evidence], *,
-           settings: Mapping[str, Any], model_info: Mapping[str, Any],
-           details: Mapping[str, Any], figures: Mapping[str, Any]) -> Evidence:
-    """Several one-sided tests that must all pass (intersection-union test: each at ``alpha``,
-    no multiplicity correction needed). The headline numbers are the worst member's."""
-    if len(members) == 1:
-        ev = members[0]
-        ev.claim = claim
-        ev.settings = {**ev.settings, **settings}
-        ev.model = dict(model_info)
-        ev.details = {**ev.details, **details}
-        ev.figures = {**ev.figures, **figures}
-        return ev
+def readout_options(*, seeds: Any, seed: Any, quorum: Any, alpha: Any, n_resamples: Any,
+                    min_prompts: Any) -> ClaimOptions:
+    """The shared options (:func:`~mi_assert.stats.options.claim_options`), ``seed=`` an alias
+    of ``seeds=``."""
+    return claim_options(seeds=resolve_seeds(seeds, seed), quorum=quorum, alpha=alpha,
+                         n_resamples=n_resamples, min_prompts=min_prompts)
 
-    def margin(ev: Evidence) -> float:
-        gap = ev.bound - ev.threshold
-        return gap if ev.alternative == "greater" else -gap
 
-    failing = [m for m in members if not m.passed]
-    worst = failing[0] if failing else min(members, key=margin)
-    all_details = dict(details)
-    all_details["members_passed"] = f"{sum(m.passed for m in members)} of {len(members)}"
-    all_details["deciding_member"] = worst.claim
-    return Evidence(
-        claim=claim, metric=metric, estimate=worst.estimate, low=worst.low, high=worst.high,
-        bound=worst.bound, n=worst.n, threshold=worst.threshold, alpha=worst.alpha,
-        alternative=worst.alternative, passed=all(m.passed for m in members),
-        per_seed=[replace(s, label=f"{m.claim}: {s.label}" if s.label else m.claim)
-                  for m in members for s in m.per_seed], settings=dict(settings),
-        model=dict(model_info), details=all_details, family=list(members), figures=dict(figures),
-    )
+def model_seed_of(handle: ModelHandle) -> int | None:
+    """The zoo model's training seed (the rows' model seed), or None."""
+    meta = getattr(handle, "meta", None) or {}
+    value = meta.get("model_seed")
+    return None if value is None else int(value)
+
+
+def prompt_units(tokens: Tensor) -> list[tuple[int, ...]]:
+    """One unit id per prompt (its token row): copies of a prompt are one unit, not several."""
+    return [tuple(row) for row in tokens.detach().cpu().tolist()]

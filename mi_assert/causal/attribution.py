@@ -23,10 +23,17 @@ Layer ``l``'s logit-lens logits are the model's own final norm and unembedding a
 ``blocks.l.hook_resid_post`` (the norm's statistics recomputed from that residual, as in
 ``apply_ln_to_stack(recompute_ln=True)``): computed by replacing the last block's output with
 layer ``l``'s residual stream and reading the logits.
+
+Measure, judge, assert
+----------------------
+:func:`direct_logit_attribution` and :func:`logit_lens_ranks` measure; :func:`check_direct_logit_attribution`
+and :func:`check_logit_lens` judge through :mod:`mi_assert.stats` (prompts are units by token
+row) and return Evidence without raising; the ``assert_*`` functions raise on a failed claim.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,18 +44,28 @@ from torch import Tensor
 from mi_assert.backends import ModelHandle, as_handle
 from mi_assert.causal._readout_inputs import (
     Writer,
-    all_of,
-    check_alpha,
-    check_fraction,
     check_position,
+    check_threshold_option,
+    model_seed_of,
     parse_answer_ids,
     parse_writers,
     prompt_tokens,
+    prompt_units,
+    readout_options,
 )
-from mi_assert.causal.recovery import ratio_evidence
 from mi_assert.errors import MiAssertInputError, check_finite
-from mi_assert.stats.claims import evaluate_claim
-from mi_assert.stats.evidence import Evidence, raise_if_failed
+from mi_assert.stats import (
+    DEFAULT_MIN_UNITS,
+    ClaimOptions,
+    ClaimSpec,
+    Evidence,
+    Mean,
+    RatioOfMeans,
+    all_of,
+    undefined_claim,
+)
+from mi_assert.stats.bootstrap import Alternative
+from mi_assert.verdict import raise_if_failed
 
 #: relative tolerance when reading the final norm's kind and scale from its input and output
 _NORM_RTOL = 1e-3
@@ -62,7 +79,8 @@ class DirectLogitAttribution:
     whole attention output (its heads plus ``b_O``); ``constant`` is the part no writer owns
     (final-norm bias, unembedding bias); ``total`` is the model's own logit difference, and
     ``residual_gap`` the largest ``|sum of writers + constant - total|`` (checks the
-    decomposition: writers missing from the canonical hooks would show up here).
+    decomposition: writers missing from the canonical hooks would show up here). ``units``
+    names each prompt by its token row, so copies of one prompt count as one unit.
     """
 
     heads: np.ndarray  # [batch, n_layers, n_heads]
@@ -76,6 +94,8 @@ class DirectLogitAttribution:
     normalization: str  # "none", "layernorm" or "rmsnorm"
     residual_gap: float
     target: str = "logit difference"
+    #: one id per prompt (its token row): the units a claim resamples
+    units: list[tuple[int, ...]] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def of(self, writer: Writer) -> np.ndarray:
@@ -133,7 +153,9 @@ def direct_logit_attribution(
             f"correct_ids equal wrong_ids for prompt(s) {same}: the logit difference is then 0 "
             "by construction; give each prompt a different wrong answer"
         )
-    return _dla(handle, tokens, correct, wrong, pos)
+    dla = _dla(handle, tokens, correct, wrong, pos)
+    dla.units = prompt_units(tokens)
+    return dla
 
 
 def _dla(handle: ModelHandle, tokens: Tensor, correct: Tensor, wrong: Tensor | None,
@@ -223,6 +245,140 @@ def _final_norm(resid: Tensor, normalized: Tensor) -> tuple[str, Tensor]:
     return ("layernorm" if centred else "rmsnorm"), scale
 
 
+def _dla_claim(
+    handle: ModelHandle,
+    prompts: Any,
+    components: Any,
+    correct_ids: Any,
+    wrong_ids: Any,
+    min_share: float | None,
+    min_value: float | None,
+    position: int,
+    max_abs_share: float | None,
+    opts: ClaimOptions,
+) -> tuple[Evidence, str]:
+    writers = parse_writers(handle, components)
+    if min_share is None and min_value is None and max_abs_share is None:
+        raise MiAssertInputError(
+            "give at least one threshold: min_share (fraction of the logit difference), "
+            "min_value (logit units) or max_abs_share (the component contributes about nothing)"
+        )
+    for opt, val in (("min_share", min_share), ("min_value", min_value)):
+        if val is not None:
+            check_threshold_option(opt, val, "greater", None, "direct logit attribution")
+    if max_abs_share is not None and (isinstance(max_abs_share, bool)
+                                      or not isinstance(max_abs_share, (int, float))
+                                      or not 0 < max_abs_share < 1):
+        raise MiAssertInputError(f"max_abs_share must lie in (0, 1); got {max_abs_share!r}")
+    dla = direct_logit_attribution(handle, prompts, correct_ids, wrong_ids, position)
+    contrib = np.sum([dla.of(w) for w in writers], axis=0)
+    total = dla.total
+    name = " + ".join(w.label for w in writers)
+    target = dla.target
+    mean_total = float(total.mean())
+    model_seed = model_seed_of(handle)
+    common: dict[str, Any] = {"seeds": opts.seeds, "quorum": opts.quorum,
+                              "n_resamples": opts.n_resamples, "min_units": opts.min_prompts,
+                              "hist_figure": False}
+    share_metric = f"share of the {target} (ratio of means)"
+
+    members: list[ClaimSpec | Evidence] = []
+    share_tests: list[tuple[str, float, Alternative]] = []
+    if min_share is not None:
+        share_tests.append((f"share > {min_share:g}", float(min_share), "greater"))
+    if max_abs_share is not None:
+        share_tests += [(f"share < {max_abs_share:g}", float(max_abs_share), "less"),
+                        (f"share > {-max_abs_share:g}", -float(max_abs_share), "greater")]
+    n_units = len(set(dla.units))
+    for label, threshold, alternative in share_tests:
+        if mean_total <= 0:
+            members.append(undefined_claim(
+                label, share_metric,
+                f"the model's mean {target} over the prompts is {mean_total:.4g} <= 0, so a "
+                f"share of it is meaningless (the model does not prefer the correct answer)",
+                threshold=threshold, alternative=alternative, alpha=opts.alpha, n=n_units))
+            continue
+        shares = {(seed, model_seed): RatioOfMeans(contrib, total, units=dla.units)
+                  for seed in opts.seeds}
+        members.append(ClaimSpec(label, share_metric, shares, threshold, alternative, **common))
+    if min_value is not None:
+        values = {(seed, model_seed): Mean(contrib, units=dla.units) for seed in opts.seeds}
+        members.append(ClaimSpec(f"contribution > {min_value:g}",
+                                 f"direct {target} attribution (logits)", values,
+                                 float(min_value), "greater", **common))
+
+    ranked = dla.ranked()
+    top = "\n".join(f"{lab:>18}: {val:+.4f} ({val / mean_total:+.1%} of the mean {target})"
+                    if mean_total else f"{lab:>18}: {val:+.4f}" for lab, val in ranked[:8])
+    details = {
+        f"mean {target}": mean_total,
+        "mean contribution": float(contrib.mean()),
+        "share (ratio of means)": (float(contrib.mean() / mean_total) if mean_total > 0
+                                   else f"undefined (mean {target} {mean_total:.4g} <= 0)"),
+        "final norm": dla.normalization,
+        "decomposition gap": dla.residual_gap,
+        "top direct contributors": top,
+    }
+    settings = {"components": name, "position": dla.position, "n_prompts": int(total.size),
+                "seeds": list(opts.seeds), "target": target}
+    if min_share is None and min_value is None:
+        claim = f"{name} writes about none of the {target} (|share| < {max_abs_share:g})"
+    else:
+        claim = f"{name} directly writes the {target}"
+    ev = all_of(members, claim=claim, alpha=opts.alpha, settings=settings,
+                model_info=handle.describe(), details=details,
+                figures=_dla_figures(dla, contrib, name))
+    hint = (f"Top direct contributors to the {target} at position {dla.position} "
+            f"(mean over {total.size} prompts):\n{top}")
+    return ev, hint
+
+
+def check_direct_logit_attribution(
+    model: Any,
+    prompts: Any,
+    components: Any,
+    correct_ids: Any = None,
+    wrong_ids: Any = None,
+    min_share: float | None = None,
+    min_value: float | None = None,
+    position: int = -1,
+    *,
+    max_abs_share: float | None = None,
+    alpha: float = 0.05,
+    seeds: int | Sequence[int] | None = None,
+    seed: int | None = None,
+    quorum: int | float | None = None,
+    n_resamples: int = 2000,
+    min_prompts: int = DEFAULT_MIN_UNITS,
+) -> Evidence:
+    """Evidence for: ``components`` write (directly, through the final norm) into the logit
+    difference. Never raises on a failed claim (see :func:`assert_direct_logit_attribution`).
+
+    ``components``: one writer or a list of them (a list is one claim about their *sum*):
+    heads (``(l, h)``, ``"L1H3"``, ``"1.3"``), ``"attnL"``, ``"mlpL"``, ``"embed"``,
+    ``"pos_embed"``. Thresholds (at least one; all given must hold, an intersection-union test
+    whose headline is the deciding member):
+
+    * ``min_share``: the share ``mean(contribution) / mean(logit difference)`` (a ratio of
+      means over prompts, paired bootstrap) has its lower bound above ``min_share``. When the
+      model's mean logit difference is not positive the share is undefined and the member fails
+      with that reason;
+    * ``min_value``: the mean per-prompt contribution (logit units) has its lower bound above;
+    * ``max_abs_share``: the share lies within ``(-max_abs_share, max_abs_share)`` (two one-sided
+      tests, TOST: the claim "this component contributes about nothing").
+
+    ``seeds`` (alias ``seed``) seed the bootstrap over the fixed prompts, one row per seed
+    (``quorum`` of them must pass); prompts are units by token row, and a claim needs
+    ``min_prompts`` distinct ones. Same inputs and seeds → same Evidence.
+    """
+    handle = as_handle(model)
+    opts = readout_options(seeds=seeds, seed=seed, quorum=quorum, alpha=alpha,
+                           n_resamples=n_resamples, min_prompts=min_prompts)
+    ev, _ = _dla_claim(handle, prompts, components, correct_ids, wrong_ids, min_share, min_value,
+                       position, max_abs_share, opts)
+    return ev
+
+
 def assert_direct_logit_attribution(
     model: Any,
     prompts: Any,
@@ -235,93 +391,22 @@ def assert_direct_logit_attribution(
     *,
     max_abs_share: float | None = None,
     alpha: float = 0.05,
-    seed: int = 0,
+    seeds: int | Sequence[int] | None = None,
+    seed: int | None = None,
+    quorum: int | float | None = None,
     n_resamples: int = 2000,
+    min_prompts: int = DEFAULT_MIN_UNITS,
 ) -> Evidence:
-    """Claim: ``components`` write (directly, through the final norm) into the logit difference.
-
-    ``components``: one writer or a list of them (a list is one claim about their *sum*):
-    heads (``(l, h)``, ``"L1H3"``, ``"1.3"``), ``"attnL"``, ``"mlpL"``, ``"embed"``,
-    ``"pos_embed"``. Thresholds (at least one; all given must hold):
-
-    * ``min_share``: the share ``mean(contribution) / mean(logit difference)`` (a ratio of
-      means over prompts, paired bootstrap) has its lower bound above ``min_share``;
-    * ``min_value``: the mean per-prompt contribution (logit units) has its lower bound above;
-    * ``max_abs_share``: the share lies within ``(-max_abs_share, max_abs_share)`` (two one-sided
-      tests, TOST: the claim "this component contributes about nothing").
-
-    ``seed`` seeds the bootstrap (same inputs and seed → same Evidence). Returns Evidence;
-    raises AssertionError listing the top direct contributors when the claim does not hold.
+    """Claim: ``components`` write directly into the logit difference
+    (:func:`check_direct_logit_attribution`). Returns the Evidence; raises
+    :class:`~mi_assert.verdict.ClaimFailed` listing the top direct contributors when it fails.
     """
     __tracebackhide__ = True
     handle = as_handle(model)
-    alpha = check_alpha(alpha)
-    writers = parse_writers(handle, components)
-    if min_share is None and min_value is None and max_abs_share is None:
-        raise MiAssertInputError(
-            "give at least one threshold: min_share (fraction of the logit difference), "
-            "min_value (logit units) or max_abs_share (the component contributes about nothing)"
-        )
-    for name, val in (("min_share", min_share), ("min_value", min_value)):
-        if val is not None and (isinstance(val, bool) or not isinstance(val, (int, float))
-                                or not np.isfinite(val)):
-            raise MiAssertInputError(f"{name} must be a finite number; got {val!r}")
-    if max_abs_share is not None and (isinstance(max_abs_share, bool)
-                                      or not isinstance(max_abs_share, (int, float))
-                                      or not 0 < max_abs_share < 1):
-        raise MiAssertInputError(f"max_abs_share must lie in (0, 1); got {max_abs_share!r}")
-    dla = direct_logit_attribution(handle, prompts, correct_ids, wrong_ids, position)
-    contrib = np.sum([dla.of(w) for w in writers], axis=0)
-    total = dla.total
-    name = " + ".join(w.label for w in writers)
-    target = dla.target
-    mean_total = float(total.mean())
-    key = (int(seed), handle.meta.get("model_seed") if hasattr(handle, "meta") else None, "")
-    common = {"alpha": alpha, "n_resamples": n_resamples, "bootstrap_seed": seed}
-
-    members: list[Evidence] = []
-    share_tests: list[tuple[str, float, str]] = []
-    if min_share is not None:
-        share_tests.append((f"share > {min_share:g}", float(min_share), "greater"))
-    if max_abs_share is not None:
-        share_tests += [(f"share < {max_abs_share:g}", float(max_abs_share), "less"),
-                        (f"share > {-max_abs_share:g}", -float(max_abs_share), "greater")]
-    for label, threshold, alternative in share_tests:
-        ev = ratio_evidence(label, f"share of the {target}", {key: (contrib, total)},
-                            threshold=threshold, alternative=alternative, **common)  # type: ignore[arg-type]
-        if mean_total <= 0:
-            ev.passed = False
-            ev.details["undefined"] = (f"the model's mean {target} is {mean_total:.4g} <= 0, so a "
-                                       "share of it is meaningless")
-        members.append(ev)
-    if min_value is not None:
-        members.append(evaluate_claim(
-            f"contribution > {min_value:g}", f"direct {target} attribution (logits)",
-            {key: contrib}, threshold=float(min_value), alternative="greater", alpha=alpha,
-            n_resamples=n_resamples, bootstrap_seed=seed, hist_figure=False))
-
-    ranked = dla.ranked()
-    top = "\n".join(f"{lab:>18}: {val:+.4f} ({val / mean_total:+.1%} of the mean {target})"
-                    if mean_total else f"{lab:>18}: {val:+.4f}" for lab, val in ranked[:8])
-    details = {
-        f"mean {target}": mean_total,
-        "mean contribution": float(contrib.mean()),
-        "share (ratio of means)": float(contrib.mean() / mean_total) if mean_total else float("nan"),
-        "final norm": dla.normalization,
-        "decomposition gap": dla.residual_gap,
-        "top direct contributors": top,
-    }
-    settings = {"components": name, "position": dla.position, "n_prompts": int(total.size),
-                "seed": seed, "target": target}
-    if min_share is None and min_value is None:
-        claim = f"{name} writes about none of the {target} (|share| < {max_abs_share:g})"
-    else:
-        claim = f"{name} directly writes the {target}"
-    ev = all_of(claim, f"direct {target} attribution",
-                members, settings=settings, model_info=handle.describe(), details=details,
-                figures=_dla_figures(dla, contrib, name))
-    hint = (f"Top direct contributors to the {target} at position {dla.position} "
-            f"(mean over {total.size} prompts):\n{top}")
+    opts = readout_options(seeds=seeds, seed=seed, quorum=quorum, alpha=alpha,
+                           n_resamples=n_resamples, min_prompts=min_prompts)
+    ev, hint = _dla_claim(handle, prompts, components, correct_ids, wrong_ids, min_share,
+                          min_value, position, max_abs_share, opts)
     return raise_if_failed(ev, hint)
 
 
@@ -377,7 +462,10 @@ def _lens_ranks(handle: ModelHandle, tokens: Tensor, answers: Tensor, pos: int) 
     for lay in range(n_layers):
         if lay < n_layers - 1:
             resid = cache[resid_hooks[lay]]
-            lens_logits, _ = handle.run_with_edits(tokens, {final: lambda _act, r=resid: r.clone()})
+            def replace_final(_act: Tensor, r: Tensor = resid) -> Tensor:
+                return r.clone()
+
+            lens_logits, _ = handle.run_with_edits(tokens, {final: replace_final})
         else:
             lens_logits = logits
         at = lens_logits[:, pos].float()
@@ -387,52 +475,37 @@ def _lens_ranks(handle: ModelHandle, tokens: Tensor, answers: Tensor, pos: int) 
     return torch.stack(ranks, dim=1).numpy()
 
 
-def assert_logit_lens(
-    model: Any,
-    prompts: Any,
-    answer_ids: Any = None,
-    from_layer: int = 0,
-    top_k: int = 1,
-    position: int = -1,
-    min_fraction: float = 0.9,
-    *,
-    alpha: float = 0.05,
-    seed: int = 0,
-    n_resamples: int = 2000,
-) -> Evidence:
-    """Claim: from layer ``from_layer`` on, the logit lens already ranks the answer in its top-k.
-
-    Per prompt, the score is the fraction of layers ``from_layer .. n_layers-1`` whose lens
-    (``blocks.l.hook_resid_post`` through the final norm and unembedding) puts ``answer_ids`` in
-    its top ``top_k`` (ties count against the answer). The claim holds when the one-sided lower
-    bound (bootstrap over prompts) of the mean score exceeds ``min_fraction``: with the default
-    0.9, essentially every prompt must have the answer in the top-k at essentially every layer
-    from ``from_layer``. Figures: the answer's mean rank and top-k rate per layer.
-    """
-    __tracebackhide__ = True
-    handle = as_handle(model)
-    alpha = check_alpha(alpha)
-    min_fraction = check_fraction(min_fraction, "min_fraction")
+def _lens_claim(handle: ModelHandle, prompts: Any, answer_ids: Any, from_layer: int, top_k: int,
+                position: int, min_fraction: float, opts: ClaimOptions) -> tuple[Evidence, str]:
+    metric = f"fraction of layers >= {from_layer} with the answer in the top-{top_k}"
+    min_fraction = check_threshold_option("min_fraction", min_fraction, "greater", (0.0, 1.0),
+                                          metric)
     if isinstance(from_layer, bool) or not isinstance(from_layer, int):
         raise MiAssertInputError(f"from_layer must be an int layer index; got {from_layer!r}")
     handle.check_layer(from_layer)
     if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= handle.d_vocab:
         raise MiAssertInputError(f"top_k must be an int in 1..{handle.d_vocab} (d_vocab); got {top_k!r}")
-    ranks = logit_lens_ranks(handle, prompts, answer_ids, position)
+    tokens, pset = prompt_tokens(handle, prompts)
+    if answer_ids is None and pset is not None:
+        answer_ids = pset.correct
+    answers = parse_answer_ids(handle, answer_ids, tokens.shape[0], "answer_ids")
+    pos = check_position(position, tokens.shape[1])
+    ranks = _lens_ranks(handle, tokens, answers, pos)
+    units = prompt_units(tokens)
     hits = ranks < top_k  # [batch, n_layers]
     scores = hits[:, from_layer:].mean(axis=1)
     rate = hits.mean(axis=0)
     n_layers = handle.n_layers
-    key = (int(seed), handle.meta.get("model_seed") if hasattr(handle, "meta") else None, "")
+    model_seed = model_seed_of(handle)
     per_layer = ", ".join(f"L{lay}: {rate[lay]:.0%}" for lay in range(n_layers))
     first_ok = next((lay for lay in range(n_layers) if rate[lay:].min() > min_fraction), None)
-    ev = evaluate_claim(
-        f"answer in the logit lens's top-{top_k} from layer {from_layer}",
-        f"fraction of layers >= {from_layer} with the answer in the top-{top_k}",
-        {key: scores}, threshold=min_fraction, alternative="greater", alpha=alpha,
-        n_resamples=n_resamples, bootstrap_seed=seed,
+    spec = ClaimSpec(
+        f"answer in the logit lens's top-{top_k} from layer {from_layer}", metric,
+        {(seed, model_seed): Mean(scores, units=units) for seed in opts.seeds},
+        threshold=min_fraction, alternative="greater", seeds=opts.seeds, quorum=opts.quorum,
+        n_resamples=opts.n_resamples, min_units=opts.min_prompts, value_range=(0.0, 1.0),
         settings={"from_layer": from_layer, "top_k": top_k, "position": position,
-                  "n_prompts": int(scores.size), "seed": seed},
+                  "n_prompts": int(scores.size), "seeds": list(opts.seeds)},
         model_info=handle.describe(),
         details={"top-k rate per layer": per_layer,
                  "median rank per layer": ", ".join(f"L{lay}: {np.median(ranks[:, lay]):g}"
@@ -450,4 +523,69 @@ def assert_logit_lens(
             + (f"Every layer from {first_ok} on has a top-{top_k} rate above {min_fraction:g}."
                if first_ok is not None else
                f"No layer range reaches a top-{top_k} rate above {min_fraction:g}."))
+    return spec.evaluate(opts.alpha), hint
+
+
+def check_logit_lens(
+    model: Any,
+    prompts: Any,
+    answer_ids: Any = None,
+    from_layer: int = 0,
+    top_k: int = 1,
+    position: int = -1,
+    min_fraction: float = 0.9,
+    *,
+    alpha: float = 0.05,
+    seeds: int | Sequence[int] | None = None,
+    seed: int | None = None,
+    quorum: int | float | None = None,
+    n_resamples: int = 2000,
+    min_prompts: int = DEFAULT_MIN_UNITS,
+) -> Evidence:
+    """Evidence for: from layer ``from_layer`` on, the logit lens already ranks the answer in
+    its top-k. Never raises on a failed claim (see :func:`assert_logit_lens`).
+
+    Per prompt, the score is the fraction of layers ``from_layer .. n_layers-1`` whose lens
+    (``blocks.l.hook_resid_post`` through the final norm and unembedding) puts ``answer_ids`` in
+    its top ``top_k`` (ties count against the answer). The claim holds when the one-sided lower
+    bound (bootstrap over prompts, units by token row, at least ``min_prompts`` distinct) of the
+    mean score exceeds ``min_fraction`` (in ``[0, 1)``): with the default 0.9, essentially every
+    prompt must have the answer in the top-k at essentially every layer from ``from_layer``.
+    ``seeds`` (alias ``seed``) seed the bootstrap, one row per seed. Figures: the answer's mean
+    rank and top-k rate per layer.
+    """
+    handle = as_handle(model)
+    opts = readout_options(seeds=seeds, seed=seed, quorum=quorum, alpha=alpha,
+                           n_resamples=n_resamples, min_prompts=min_prompts)
+    ev, _ = _lens_claim(handle, prompts, answer_ids, from_layer, top_k, position, min_fraction,
+                        opts)
+    return ev
+
+
+def assert_logit_lens(
+    model: Any,
+    prompts: Any,
+    answer_ids: Any = None,
+    from_layer: int = 0,
+    top_k: int = 1,
+    position: int = -1,
+    min_fraction: float = 0.9,
+    *,
+    alpha: float = 0.05,
+    seeds: int | Sequence[int] | None = None,
+    seed: int | None = None,
+    quorum: int | float | None = None,
+    n_resamples: int = 2000,
+    min_prompts: int = DEFAULT_MIN_UNITS,
+) -> Evidence:
+    """Claim: from layer ``from_layer`` on, the logit lens ranks the answer in its top-k
+    (:func:`check_logit_lens`). Returns the Evidence; raises
+    :class:`~mi_assert.verdict.ClaimFailed` with the per-layer top-k rates when it fails.
+    """
+    __tracebackhide__ = True
+    handle = as_handle(model)
+    opts = readout_options(seeds=seeds, seed=seed, quorum=quorum, alpha=alpha,
+                           n_resamples=n_resamples, min_prompts=min_prompts)
+    ev, hint = _lens_claim(handle, prompts, answer_ids, from_layer, top_k, position,
+                           min_fraction, opts)
     return raise_if_failed(ev, hint)

@@ -31,6 +31,7 @@ subspaces).
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -39,11 +40,15 @@ from torch import Tensor
 
 from mi_assert.backends import ModelHandle, as_handle
 from mi_assert.backends.base import ModelWeights
-from mi_assert.causal._readout_inputs import check_alpha, parse_head
+from mi_assert.causal._readout_inputs import model_seed_of, parse_head, resolve_seeds
 from mi_assert.errors import MiAssertInputError
-from mi_assert.stats.evidence import Evidence, SeedResult, raise_if_failed
+from mi_assert.stats import ClaimOptions, ClaimSpec, Evidence, Fixed, all_of, claim_options
+from mi_assert.stats.options import check_count
+from mi_assert.verdict import raise_if_failed
 
 KINDS = ("q", "k", "v")
+#: what the ``n`` of a composition claim counts
+BASELINE_UNIT = "random-baseline draws"
 _F64 = torch.float64
 
 
@@ -136,6 +141,103 @@ def _baseline_cached(shapes: tuple[tuple[int, ...], ...], n: int, seed: int, chu
     return torch.cat(out).numpy()
 
 
+def _composition_claim(handle: ModelHandle, source: Any, target: Any, kind: str,
+                       min_ratio: float, n_baseline: int, opts: ClaimOptions) -> tuple[Evidence, str]:
+    kind = _check_kind(kind)
+    n_baseline = check_count(n_baseline, "n_baseline (draws of random matrices)", minimum=20)
+    if isinstance(min_ratio, bool) or not isinstance(min_ratio, (int, float)) or not min_ratio >= 0:
+        raise MiAssertInputError(f"min_ratio must be a number >= 0; got {min_ratio!r}")
+    (l1, h1), (l2, h2) = _check_pair(handle, source, target)
+    w = handle.weights()
+    factors = (*_factors(w, l1, h1, "left", kind), *_factors(w, l2, h2, "right", kind))
+    score = float(_scores(*factors))
+    name = f"L{l1}H{h1} -> L{l2}H{h2}"
+    metric = f"{kind.upper()}-composition score"
+    model_seed = model_seed_of(handle)
+    alpha = opts.alpha
+    members: list[ClaimSpec] = []
+    baselines: dict[int, dict[str, float]] = {}
+    first_base: np.ndarray | None = None
+    for seed in opts.seeds:
+        base = baseline_scores(tuple(f.shape for f in factors), n_baseline, seed)
+        first_base = base if first_base is None else first_base
+        quantile = float(np.quantile(base, 1 - alpha, method="higher"))
+        base_mean = float(base.mean())
+        threshold = max(quantile, float(min_ratio) * base_mean)
+        p_mc = float((1 + np.sum(base >= score)) / (n_baseline + 1))
+        baselines[seed] = {"mean": base_mean, "std": float(base.std()), "quantile": quantile,
+                           "threshold": threshold, "p": p_mc}
+        members.append(ClaimSpec(
+            f"{name} {kind.upper()}-composition (baseline seed {seed})", metric,
+            {(seed, model_seed): Fixed(score, n_units=n_baseline, unit=BASELINE_UNIT)},
+            threshold, "greater", n_resamples=opts.n_resamples, min_units=20,
+            value_range=(0.0, 1.0), unit=BASELINE_UNIT,
+            settings={"interval": "none: the score is a deterministic function of the weights",
+                      "threshold": f"max(baseline {1 - alpha:.0%} quantile, {min_ratio:g} x "
+                                   "baseline mean)"},
+            details={"baseline mean": base_mean, "baseline std": float(base.std()),
+                     f"baseline {1 - alpha:.0%} quantile": quantile,
+                     "ratio (score / baseline mean)": score / base_mean,
+                     "p_value (Monte Carlo)": p_mc}))
+    assert first_base is not None
+    b0 = baselines[opts.seeds[0]]
+    all_scores = composition_scores(handle, kind)
+    ranked = sorted(((float(all_scores[l1, a, l2, b]), f"L{l1}H{a} -> L{l2}H{b}")
+                     for a in range(handle.n_heads) for b in range(handle.n_heads)), reverse=True)
+    strongest = ", ".join(f"{lab}: {val:.3f}" for val, lab in ranked[:4])
+    ev = all_of(
+        members, claim=f"{name} {kind.upper()}-composition", alpha=alpha,
+        settings={"kind": kind, "source": f"L{l1}H{h1}", "target": f"L{l2}H{h2}",
+                  "min_ratio": min_ratio, "n_baseline": n_baseline, "seeds": list(opts.seeds),
+                  "baseline": "iid Gaussian matrices of the same shapes"},
+        model_info=handle.describe(),
+        details={f"strongest {kind.upper()}-composition into layer {l2}": strongest},
+        figures={
+            "composition_scores": {
+                "kind": "heatmap", "data": all_scores[l1, :, l2, :].numpy(),
+                "xlabel": f"layer {l2} head", "ylabel": f"layer {l1} head",
+                "title": f"{kind.upper()}-composition scores, layer {l1} -> layer {l2}"},
+            "baseline": {"kind": "hist", "data": [first_base], "labels": ["random baseline"],
+                         "xlabel": f"{kind.upper()}-composition score", "ylabel": "draws",
+                         "title": f"random baseline vs {name}", "threshold": b0["threshold"],
+                         "marker": score},
+        })
+    hint = (f"{name}: score {score:.4f} vs random baseline mean {b0['mean']:.4f} (ratio "
+            f"{score / b0['mean']:.2f}, needs > {min_ratio:g}) and {1 - alpha:.0%} quantile "
+            f"{b0['quantile']:.4f}. Strongest {kind.upper()}-composition pairs from layer {l1} "
+            f"into layer {l2}: {strongest}")
+    return ev, hint
+
+
+def check_composition(
+    model: Any,
+    source: Any,
+    target: Any,
+    kind: str = "k",
+    min_ratio: float = 1.5,
+    n_baseline: int = 200,
+    *,
+    alpha: float = 0.05,
+    seeds: int | Sequence[int] | None = None,
+    seed: int | None = None,
+) -> Evidence:
+    """Evidence for: head ``source`` Q-, K- or V-composes with the later head ``target``.
+
+    Passes when the composition score exceeds both the ``1 - alpha`` quantile of the random
+    baseline (``n_baseline`` seeded draws of Gaussian matrices of the same shapes) and
+    ``min_ratio`` x the baseline mean. The score is a deterministic function of the weights (a
+    :class:`~mi_assert.stats.statistic.Fixed` statistic: zero-width interval, bound = score);
+    ``threshold`` is the larger of the two bars and ``n`` counts the random-baseline draws.
+    ``seeds`` (alias ``seed``) seed the baseline draws; with several seeds every baseline must
+    be beaten (one member per seed, the deciding one is the headline). Never raises on a
+    failed claim (see :func:`assert_composition`).
+    """
+    handle = as_handle(model)
+    opts = claim_options(seeds=resolve_seeds(seeds, seed), alpha=alpha)
+    ev, _ = _composition_claim(handle, source, target, kind, min_ratio, n_baseline, opts)
+    return ev
+
+
 def assert_composition(
     model: Any,
     source: Any,
@@ -145,72 +247,15 @@ def assert_composition(
     n_baseline: int = 200,
     *,
     alpha: float = 0.05,
-    seed: int = 0,
+    seeds: int | Sequence[int] | None = None,
+    seed: int | None = None,
 ) -> Evidence:
-    """Claim: head ``source`` Q-, K- or V-composes with the later head ``target``.
-
-    Passes when the composition score exceeds both the ``1 - alpha`` quantile of the random
-    baseline (``n_baseline`` seeded draws of Gaussian matrices of the same shapes) and
-    ``min_ratio`` x the baseline mean. Evidence: ``estimate`` = the score (a deterministic
-    function of the weights, so its interval has zero width), ``threshold`` = the larger of the
-    two bars, ``details`` the baseline's summary, the ratio and the Monte-Carlo p-value.
+    """Claim: head ``source`` Q-, K- or V-composes with the later head ``target``
+    (:func:`check_composition`). Returns the Evidence; raises
+    :class:`~mi_assert.verdict.ClaimFailed` naming the strongest pairs when it fails.
     """
     __tracebackhide__ = True
     handle = as_handle(model)
-    kind = _check_kind(kind)
-    alpha = check_alpha(alpha)
-    if isinstance(n_baseline, bool) or not isinstance(n_baseline, int) or n_baseline < 20:
-        raise MiAssertInputError(
-            f"n_baseline must be an int >= 20 (draws of random matrices); got {n_baseline!r}")
-    if isinstance(min_ratio, bool) or not isinstance(min_ratio, (int, float)) or not min_ratio >= 0:
-        raise MiAssertInputError(f"min_ratio must be a number >= 0; got {min_ratio!r}")
-    (l1, h1), (l2, h2) = _check_pair(handle, source, target)
-    w = handle.weights()
-    factors = (*_factors(w, l1, h1, "left", kind), *_factors(w, l2, h2, "right", kind))
-    score = float(_scores(*factors))
-    base = baseline_scores(tuple(f.shape for f in factors), n_baseline, seed)
-    quantile = float(np.quantile(base, 1 - alpha, method="higher"))
-    base_mean = float(base.mean())
-    threshold = max(quantile, float(min_ratio) * base_mean)
-    passed = bool(score > threshold)
-    p_value = float((1 + np.sum(base >= score)) / (n_baseline + 1))
-    name = f"L{l1}H{h1} -> L{l2}H{h2}"
-    all_scores = composition_scores(handle, kind)
-    ranked = sorted(((float(all_scores[l1, a, l2, b]), f"L{l1}H{a} -> L{l2}H{b}")
-                     for a in range(handle.n_heads) for b in range(handle.n_heads)), reverse=True)
-    model_seed = handle.meta.get("model_seed") if hasattr(handle, "meta") else None
-    ev = Evidence(
-        claim=f"{name} {kind.upper()}-composition",
-        metric=f"{kind.upper()}-composition score",
-        estimate=score, low=score, high=score, bound=score, n=n_baseline, threshold=threshold,
-        alpha=alpha, alternative="greater", passed=passed,
-        per_seed=[SeedResult(seed=int(seed), estimate=score, low=score, high=score, bound=score,
-                             n=n_baseline, passed=passed, p_value=p_value, model_seed=model_seed)],
-        settings={"kind": kind, "source": f"L{l1}H{h1}", "target": f"L{l2}H{h2}",
-                  "min_ratio": min_ratio, "n_baseline": n_baseline, "alpha": alpha, "seed": seed,
-                  "baseline": "iid Gaussian matrices of the same shapes"},
-        model=handle.describe(),
-        details={
-            "baseline mean": base_mean, "baseline std": float(base.std()),
-            f"baseline {1 - alpha:.0%} quantile": quantile,
-            "ratio (score / baseline mean)": score / base_mean,
-            "p_value (Monte Carlo)": p_value,
-            f"strongest {kind.upper()}-composition into layer {l2}":
-                ", ".join(f"{lab}: {val:.3f}" for val, lab in ranked[:4]),
-        },
-        figures={
-            "composition_scores": {
-                "kind": "heatmap", "data": all_scores[l1, :, l2, :].numpy(),
-                "xlabel": f"layer {l2} head", "ylabel": f"layer {l1} head",
-                "title": f"{kind.upper()}-composition scores, layer {l1} -> layer {l2}"},
-            "baseline": {"kind": "hist", "data": [base], "labels": ["random baseline"],
-                         "xlabel": f"{kind.upper()}-composition score", "ylabel": "draws",
-                         "title": f"random baseline vs {name}", "threshold": threshold,
-                         "marker": score},
-        },
-    )
-    hint = (f"{name}: score {score:.4f} vs random baseline mean {base_mean:.4f} (ratio "
-            f"{score / base_mean:.2f}, needs > {min_ratio:g}) and {1 - alpha:.0%} quantile "
-            f"{quantile:.4f}. Strongest {kind.upper()}-composition pairs from layer {l1} into "
-            f"layer {l2}: " + ", ".join(f"{lab} {val:.3f}" for val, lab in ranked[:4]))
+    opts = claim_options(seeds=resolve_seeds(seeds, seed), alpha=alpha)
+    ev, hint = _composition_claim(handle, source, target, kind, min_ratio, n_baseline, opts)
     return raise_if_failed(ev, hint)

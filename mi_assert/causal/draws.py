@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from mi_assert.backends.base import ModelHandle
 from mi_assert.causal.metrics import metric_for_prompts
 from mi_assert.errors import MiAssertInputError
 from mi_assert.prompts import PromptSet, check_aligned
+from mi_assert.stats.options import check_int_list
 
 
 @dataclass
@@ -30,17 +31,37 @@ class Draw:
 
 
 def check_seeds(seeds: Sequence[int] | int) -> list[int]:
-    if isinstance(seeds, int) and not isinstance(seeds, bool):
-        seeds = [seeds]
-    try:
-        out = [int(s) for s in seeds]
-    except (TypeError, ValueError) as exc:
-        raise MiAssertInputError(f"seeds must be a list of ints; got {seeds!r}") from exc
-    if not out:
-        raise MiAssertInputError("seeds is empty: give at least one seed")
-    if len(set(out)) != len(out):
-        raise MiAssertInputError(f"seeds must be distinct; got {out}")
-    return out
+    """Distinct int seeds (the message every family gives, from :mod:`mi_assert.stats.options`)."""
+    out = check_int_list(seeds, "seeds")
+    assert out is not None
+    return list(out)
+
+
+def prompt_ids(prompts: PromptSet, *, pairs: bool) -> tuple[Hashable, ...]:
+    """One id per prompt: its token row (with ``pairs``, the clean and corrupted rows).
+
+    Identical prompts get identical ids, so the bootstrap resamples them as one unit and the
+    claim's ``n`` counts distinct prompts.
+    """
+    clean = [tuple(row) for row in prompts.clean.tolist()]
+    if not pairs or prompts.corrupted is None:
+        return tuple(clean)
+    corrupted = [tuple(row) for row in prompts.corrupted.tolist()]
+    return tuple(zip(clean, corrupted, strict=True))
+
+
+def check_enough_prompts(draws: Sequence[Draw], min_prompts: int, *, pairs: bool) -> None:
+    """Refuse a draw with fewer than ``min_prompts`` distinct prompts (before any forward pass)."""
+    for draw in draws:
+        n_distinct = len(set(prompt_ids(draw.prompts, pairs=pairs)))
+        if n_distinct < min_prompts:
+            what = "prompt pairs" if pairs else "prompts"
+            dup = (f" ({len(draw.prompts)} given, duplicates merged)"
+                   if n_distinct != len(draw.prompts) else "")
+            raise MiAssertInputError(
+                f"seed {draw.seed}: {n_distinct} distinct {what}{dup}; a confidence bound needs "
+                f"at least min_prompts={min_prompts} distinct {what}. Give more distinct "
+                "prompts (or lower min_prompts)")
 
 
 def prompt_draws(

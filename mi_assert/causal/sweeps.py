@@ -23,7 +23,7 @@ residual-like sites.)
 Engines (``method="exact"``):
 
 * ``kernel``: ``mi_assert.kernels.fast_patching_sweep(handle, clean, corrupted, metric, site)``
-  (GPU fast path, when that module exists and returns a tensor).
+  (the TransformerLens backend's fast kernel, where it supports the model).
 * ``layered`` (TransformerLens models): for each layer, every patched variant of that layer is
   stacked in the batch and the forward pass *starts at that layer* from the cached corrupted
   residual (``HookedTransformer.forward(start_at_layer=...)``); when the metric reads one
@@ -48,8 +48,6 @@ AtP* (Kramár et al. 2024) fixes some of this; here ``recheck_top_k=k`` re-runs 
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -304,6 +302,7 @@ def _exact_sweep(handle: ModelHandle, clean: Tensor, corrupted: Tensor, metric: 
                     if unembed_one:
                         final = model.run_with_hooks(resid, start_at_layer=layer,
                                                      stop_at_layer=n_layers, fwd_hooks=fwd)
+                        assert position is not None  # unembed_one implies a metric position
                         x = final[:, position % n_pos][:, None]
                         if model.cfg.normalization_type is not None:
                             x = model.ln_final(x)
@@ -319,31 +318,18 @@ def _exact_sweep(handle: ModelHandle, clean: Tensor, corrupted: Tensor, metric: 
                     means = _metric_means(metric, logits.flatten(0, 1), n_var, batch,
                                           at_position=False)
             for cell, value in zip(chunk, means, strict=True):
-                values[(layer, *cell)] = value
+                values[(layer,) + tuple(cell)] = value
     return values, ("layered" if layered else "generic")
 
 
 def _try_kernel(handle: ModelHandle, clean: Tensor, corrupted: Tensor, metric: Any, site: str,
                 positions: str) -> Tensor | None:
-    try:
-        kernels = importlib.import_module("mi_assert.kernels")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("mi_assert.kernels",):
-            raise
-        return None
-    fn = getattr(kernels, "fast_patching_sweep", None)
-    if fn is None:
-        return None
-    kwargs: dict[str, Any] = {}
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins
-        params = {}
-    if "positions" in params:
-        kwargs["positions"] = positions
-    elif positions != ("all" if SITES[site][1] != "pos" else "each"):
-        return None  # the kernel only knows TL's default layout for this site
-    out = fn(handle, clean, corrupted, metric, site, **kwargs)
+    """The TransformerLens backend's fast kernel, where it supports the model and layout."""
+    if positions != ("all" if SITES[site][1] != "pos" else "each"):
+        return None  # the kernel computes TL's default layout for each site only
+    from mi_assert.kernels import fast_patching_sweep
+
+    out = fast_patching_sweep(handle, clean, corrupted, metric, site)
     return None if out is None else out.detach().float().cpu()
 
 

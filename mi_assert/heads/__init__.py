@@ -6,6 +6,11 @@ from mi_assert.heads.assertions import (
     assert_duplicate_token_head,
     assert_induction_head,
     assert_previous_token_head,
+    check_attends_to_bos,
+    check_copying_head,
+    check_duplicate_token_head,
+    check_induction_head,
+    check_previous_token_head,
     check_role,
 )
 from mi_assert.heads.discovery import HeadRanking, HeadScore, find_heads
@@ -31,6 +36,11 @@ __all__ = [
     "assert_duplicate_token_head",
     "assert_induction_head",
     "assert_previous_token_head",
+    "check_attends_to_bos",
+    "check_copying_head",
+    "check_duplicate_token_head",
+    "check_induction_head",
+    "check_previous_token_head",
     "check_role",
     "find_heads",
     "head_name",

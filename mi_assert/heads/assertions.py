@@ -19,6 +19,9 @@ vocabularies that :func:`~mi_assert.heads.discovery.find_heads` never saw) are b
 (sampling seed, model seed, repeat length). The claim passes when the one-sided lower bound
 clears the threshold in **every** row (a ``quorum`` relaxes the seed requirement, never the
 repeat lengths).
+The headline (estimate, interval, bound, ``n``) is the *deciding row*'s: the worst row of the
+seed that decides, so ``n`` is the prompts that one row resampled; ``envelope`` spans every
+row's interval.
 
 Why every repeat length must pass (rather than averaging lengths): an induction head finds the
 earlier copy of the current token wherever it is, so its score does not depend on the repeat
@@ -28,68 +31,126 @@ such a head pass on one strong length; requiring each length (an intersection–
 which needs no multiplicity correction) cannot. The per-length rows appear in the table, so a
 positional head is easy to recognise: one passing row among failing ones.
 
-On success the helper returns an :class:`~mi_assert.stats.evidence.Evidence`; on failure it
-raises ``AssertionError`` whose message shows the evidence and the best-scoring heads of that
-role in the model (what the model does have).
+Too little evidence is refused, not decided: each sample carries its prompt's token ids, copies
+of one prompt are one unit, and a row resting on fewer than ``min_prompts`` distinct prompts
+raises :class:`~mi_assert.errors.MiAssertInputError`. A threshold outside the score's range
+[0, 1) is refused the same way.
+
+Measuring is apart from judging: :func:`~mi_assert.heads.measure.measure_role` returns the
+per-prompt scores of every head (plain data); ``check_<role>`` turns them into an
+:class:`~mi_assert.stats.evidence.Evidence` without raising; ``assert_<role>`` is
+``check_role`` followed by :func:`mi_assert.verdict.raise_if_failed`, whose ``AssertionError``
+message shows the evidence and the best-scoring heads of that role in the model (what the
+model does have).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mi_assert.heads.measure import measure_role, resolve_model
-from mi_assert.heads.names import check_heads, head_name, parse_heads
-from mi_assert.stats.claims import evaluate_family
-from mi_assert.stats.evidence import Evidence, raise_if_failed
+import numpy as np
+
+from mi_assert.heads.measure import RoleMeasurement, measure_role, resolve_model
+from mi_assert.heads.names import Head, check_heads, head_name, parse_heads
+from mi_assert.stats.composite import holm_family
+from mi_assert.stats.evidence import Evidence
+from mi_assert.verdict import raise_if_failed
 
 
 def check_role(model: Any, role: str, layer: Any = None, head: Any = None,
                **options: Any) -> tuple[Evidence, str]:
     """Evaluate a head-role claim without raising: ``(evidence, hint)``.
 
-    ``hint`` names the best-scoring heads of the role (used in failure messages).
+    One head: that head's claim. Several heads: a Holm family (each head a separate
+    discovery; the headline is the deciding member's). ``hint`` names the best-scoring heads
+    of the role (used in failure messages).
     """
     __tracebackhide__ = True
     handle = resolve_model(model)
     heads = check_heads(parse_heads(layer, head), handle.n_layers, handle.n_heads)
     measured = measure_role(handle, role, split="heldout", **options)
-    hint = measured.best_heads_text()
+    return judge_heads(measured, heads), measured.best_heads_text()
+
+
+def judge_heads(measured: RoleMeasurement, heads: list[Head]) -> Evidence:
+    """The evidence for "each of ``heads`` plays the measured role" (no model work)."""
+    __tracebackhide__ = True
     if len(heads) == 1:
-        return measured.evidence(heads[0]), hint
+        return measured.evidence(heads[0])
     info = measured.info
     names = ", ".join(head_name(*h) for h in heads)
-    evidence = evaluate_family(
+    evidence = holm_family(
         [measured.claim(h) for h in heads], alpha=measured.options.alpha,
-        claim=f"each of {names} is {info.noun}", metric=info.metric,
+        claim=f"each of {names} is {info.noun}",
         settings={**measured.settings, "heads": names}, model_info=measured.model_info,
     )
-    patterns = [m.figures["pattern"]["data"] for m in evidence.family if "pattern" in m.figures]
+    figures: dict[str, Any] = {}
+    patterns = [p["data"] for p in map(measured.pattern_figure, heads) if p is not None]
     if patterns:
-        import numpy as np
-
-        evidence.figures["pattern"] = {
+        figures["pattern"] = {
             "kind": "pattern", "data": np.stack(patterns), "labels": [head_name(*h) for h in heads],
             "tokens": measured.example["tokens"], "xlabel": "key position",
             "ylabel": "query position",
             "title": f"{names} attention on one held-out prompt ({measured.example['label']})",
         }
-    hist_rows, hist_labels = [], []
-    for member in evidence.family:
-        spec = member.figures["samples"]
+    hist_rows: list[Any] = []
+    hist_labels: list[str] = []
+    for h, member in zip(heads, evidence.family, strict=True):
+        spec = member.figures.get("samples")
+        if spec is None:
+            continue
         hist_rows += list(spec["data"])
-        hist_labels += [f"{member.claim.split(' is ')[0]}: {label}" for label in spec["labels"]]
-    evidence.figures["samples"] = {
-        "kind": "hist", "data": hist_rows, "labels": hist_labels, "xlabel": info.metric,
-        "ylabel": "count", "title": f"{info.plural}: per-sample {info.metric} by member and seed",
-        "threshold": evidence.threshold,
-    }
-    return evidence, hint
+        hist_labels += [f"{head_name(*h)}: {label}" for label in spec["labels"]]
+    if hist_rows:
+        figures["samples"] = {
+            "kind": "hist", "data": hist_rows, "labels": hist_labels, "xlabel": info.metric,
+            "ylabel": "count",
+            "title": f"{info.plural}: per-sample {info.metric} by member and seed",
+            "threshold": evidence.threshold,
+        }
+    return evidence.with_context(figures=figures)
+
+
+def _check(role: str, model: Any, layer: Any, head: Any, options: dict[str, Any]) -> Evidence:
+    __tracebackhide__ = True
+    return check_role(model, role, layer, head, **options)[0]
 
 
 def _assert_role(role: str, model: Any, layer: Any, head: Any, options: dict[str, Any]) -> Evidence:
     __tracebackhide__ = True
-    evidence, hint = check_role(model, role, layer, head, **options)
-    return raise_if_failed(evidence, hint)
+    return raise_if_failed(*check_role(model, role, layer, head, **options))
+
+
+def check_induction_head(model: Any, layer: Any = None, head: Any = None, **options: Any) -> Evidence:
+    """:func:`assert_induction_head` without raising: the claim's Evidence, passed or not."""
+    __tracebackhide__ = True
+    return _check("induction", model, layer, head, options)
+
+
+def check_previous_token_head(model: Any, layer: Any = None, head: Any = None,
+                              **options: Any) -> Evidence:
+    """:func:`assert_previous_token_head` without raising: the claim's Evidence."""
+    __tracebackhide__ = True
+    return _check("previous_token", model, layer, head, options)
+
+
+def check_duplicate_token_head(model: Any, layer: Any = None, head: Any = None,
+                               **options: Any) -> Evidence:
+    """:func:`assert_duplicate_token_head` without raising: the claim's Evidence."""
+    __tracebackhide__ = True
+    return _check("duplicate_token", model, layer, head, options)
+
+
+def check_attends_to_bos(model: Any, layer: Any = None, head: Any = None, **options: Any) -> Evidence:
+    """:func:`assert_attends_to_bos` without raising: the claim's Evidence."""
+    __tracebackhide__ = True
+    return _check("bos", model, layer, head, options)
+
+
+def check_copying_head(model: Any, layer: Any = None, head: Any = None, **options: Any) -> Evidence:
+    """:func:`assert_copying_head` without raising: the claim's Evidence."""
+    __tracebackhide__ = True
+    return _check("copying", model, layer, head, options)
 
 
 def assert_induction_head(model: Any, layer: Any = None, head: Any = None, **options: Any) -> Evidence:

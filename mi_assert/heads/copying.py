@@ -42,6 +42,7 @@ class CopyingDraw:
     baseline: Tensor  # [n_tokens]
     n_tokens: int
     n_columns: int
+    tokens: Tensor  # [n_tokens]: the row token ids (the units the bootstrap resamples)
 
 
 def _draw_tokens(allowed: Tensor, seed: int, n_tokens: int, max_columns: int) -> tuple[Tensor, Tensor]:
@@ -85,7 +86,8 @@ def copying_draw(handle: ModelHandle, seed: int, n_tokens: int = 256,
     W_V = torch.randn(handle.d_model, handle.d_head, generator=gen).to(dev)
     W_O = torch.randn(handle.d_head, handle.d_model, generator=gen).to(dev)
     baseline = diagonal_percentile((E @ W_V @ W_O @ U).cpu(), rows, cols)
-    return CopyingDraw(scores=scores, baseline=baseline, n_tokens=len(rows), n_columns=len(cols))
+    return CopyingDraw(scores=scores, baseline=baseline, n_tokens=len(rows), n_columns=len(cols),
+                       tokens=rows)
 
 
 def unembed_embed(handle: ModelHandle) -> Tensor:

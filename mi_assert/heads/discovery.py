@@ -11,8 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mi_assert.errors import MiAssertInputError
+from mi_assert.heads.assertions import check_role
 from mi_assert.heads.measure import ROLE_INFO, measure_role
 from mi_assert.heads.names import head_name
+from mi_assert.stats.evidence import Evidence
+from mi_assert.stats.options import check_count
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,14 @@ class HeadRanking(list):
         """``[(layer, head), ...]`` in rank order (ready for an ``assert_*`` call)."""
         return [(s.layer, s.head) for s in self]
 
+    def confirm(self, model: Any, **options: Any) -> Evidence:
+        """Check the ranked heads on held-out prompts without raising: one Holm family
+        (each head a separate discovery; a single head is a single claim)."""
+        __tracebackhide__ = True
+        if not self:
+            raise MiAssertInputError("the ranking is empty: nothing to confirm")
+        return check_role(model, self.role, self.heads, **options)[0]
+
     def table(self) -> str:
         lines = [f"top {len(self)} heads for {self.role} ({self.metric}, fit prompts)",
                  "  rank  head     score"]
@@ -69,13 +81,14 @@ def find_heads(model: Any, role: str, top_k: int | None = 5, prompts: Any = None
     ``*_head`` names are accepted too). ``prompts``: your own tokens / strings instead of the
     generated fit prompts. ``seed``: the fit seed (held-out assertions use
     ``seed + HELDOUT_OFFSET``). ``top_k=None`` returns every head. Other options as for the
-    assertions (``n_prompts``, ``repeat_lens``, ``batch_size``, ...). All heads are scored from
-    one batched forward pass per prompt batch, caching only the attention patterns.
+    assertions (``n_prompts``, ``repeat_lens``, ``batch_size``, ...), validated the same way.
+    All heads are scored from one batched forward pass per prompt batch, caching only the
+    attention patterns. A ranking is a description of the fit prompts, not a claim: it has no
+    bound, so confirm a pick on held-out prompts with :meth:`HeadRanking.confirm` or an
+    ``assert_*`` helper (several heads are one Holm family there).
     """
-    from mi_assert.errors import MiAssertInputError
-
-    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
-        raise MiAssertInputError(f"top_k must be a positive int or None; got {top_k!r}")
+    if top_k is not None:
+        top_k = check_count(top_k, "top_k (or None for every head)")
     options = {"seeds": (seed,), **options}
     if prompts is not None:
         options["prompts"] = prompts

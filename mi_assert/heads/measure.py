@@ -12,13 +12,17 @@ Rows of samples (see :mod:`mi_assert.stats.claims`):
 * attention roles: one row per (sampling seed, model seed, repeat length); a seed passes only
   when every repeat length passes;
 * copying: one row per (sampling seed, model seed) over the seed's token draw.
+
+Units: a row resamples its prompts (copying: its row tokens); each sample carries the id of
+its prompt (the token ids), so copies of one prompt count once and a row resting on fewer than
+``min_prompts`` distinct prompts is refused rather than decided.
 """
 
 from __future__ import annotations
 
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -42,19 +46,31 @@ from mi_assert.heads.prompts import (
     user_prompt_rows,
 )
 from mi_assert.heads.scores import ATTENTION_ROLES, attention_scores, resolve_role
-from mi_assert.stats.claims import ClaimSpec, RowKey
+from mi_assert.stats.claims import DEFAULT_MIN_UNITS, ClaimSpec, RowKey, check_threshold
 from mi_assert.stats.evidence import Evidence
+from mi_assert.stats.options import check_count, check_quorum, claim_options
+from mi_assert.stats.statistic import Mean
+
+#: per row: one id per sample (the prompt's token ids, or the token id for copying)
+UnitIds = dict[RowKey, tuple[Hashable, ...]]
 
 
 @dataclass(frozen=True)
 class RoleInfo:
-    """Defaults and wording for one role. ``threshold`` is on the role's standard score."""
+    """Defaults and wording for one role. ``threshold`` is on the role's standard score.
+
+    ``value_range``: the values the score can take (thresholds outside it are refused);
+    ``unit``: what one sample is; ``scale``: the score's range in words.
+    """
 
     threshold: float
     metric: str
     noun: str
     plural: str
     why: str
+    value_range: tuple[float, float] = (0.0, 1.0)
+    unit: str = "prompts"
+    scale: str = "a share of the head's attention, between 0 and 1"
 
 
 #: Default thresholds and why (each is overridable with ``threshold=``).
@@ -79,7 +95,8 @@ ROLE_INFO: dict[str, RoleInfo] = {
     "copying": RoleInfo(
         0.9, "OV diagonal percentile", "a copying head", "copying heads",
         "0.9: attending to token t makes t outrank 90% of the vocabulary on average; a random "
-        "OV circuit of the same shapes scores 0.5 (measured each call, shown in details)"),
+        "OV circuit of the same shapes scores 0.5 (measured each call, shown in details)",
+        unit="tokens", scale="a percentile of the vocabulary, between 0 and 1"),
 }
 
 
@@ -87,20 +104,25 @@ ROLE_INFO: dict[str, RoleInfo] = {
 class HeadOptions:
     """Options every head assertion accepts (``**options``); see docs/heads.md.
 
-    threshold: the bound must clear it (default per role, :data:`ROLE_INFO`).
+    threshold: the bound must clear it (default per role, :data:`ROLE_INFO`); it must lie in
+        the score's range, [0, 1).
     alpha: one-sided level per row (Holm-adjusted per member for several heads).
     seeds: sampling seeds; each draws fresh held-out prompts.
     model_seeds: training seeds of a zoo model to check too (model given as a zoo spec or a
         handle whose ``meta`` has ``"zoo"``); ``None``: only the model given.
     quorum: how many (sampling seed, model seed) pairs must pass; default all.
+    n_resamples: bootstrap resamples.
+    min_prompts: distinct prompts (copying: tokens) a row must rest on; fewer is refused.
     n_prompts: prompts per repeat length per seed.
     repeat_lens: repeat lengths (default :data:`DEFAULT_REPEAT_LENS`, shortened to fit n_ctx).
     vocab_fraction: share of the allowed vocabulary each prompt set draws from.
-    prompts: your own token ids / strings / PromptSet instead of generated ones (then one row;
-        sampling seeds are not used).
+    prompts: your own token ids / strings / PromptSet instead of generated ones (then one row
+        per model seed; sampling seeds are not used).
     batch_size: prompts per forward pass.
-    n_resamples: bootstrap resamples.
     n_tokens, max_columns: copying: row tokens per seed and comparison columns.
+
+    The shared options (seeds, model_seeds, quorum, alpha, n_resamples, min_prompts) are
+    validated by :func:`mi_assert.stats.options.claim_options`, as in every family.
     """
 
     threshold: float | None = None
@@ -108,17 +130,21 @@ class HeadOptions:
     seeds: tuple[int, ...] = (0, 1, 2)
     model_seeds: tuple[int, ...] | None = None
     quorum: int | float | None = None
+    n_resamples: int = 2000
+    min_prompts: int = DEFAULT_MIN_UNITS
     n_prompts: int = 32
     repeat_lens: tuple[int, ...] | None = None
     vocab_fraction: float = 0.5
     prompts: Any = None
     batch_size: int = 64
-    n_resamples: int = 2000
     n_tokens: int = 256
     max_columns: int = 4096
 
 
 OPTION_NAMES: tuple[str, ...] = tuple(f.name for f in fields(HeadOptions))
+#: count options and the least value each allows
+_COUNTS: tuple[tuple[str, int], ...] = (("n_prompts", 2), ("batch_size", 1), ("n_tokens", 2),
+                                        ("max_columns", 1))
 
 
 def parse_options(options: dict[str, Any]) -> HeadOptions:
@@ -129,32 +155,84 @@ def parse_options(options: dict[str, Any]) -> HeadOptions:
             f"unknown option(s) {', '.join(map(repr, unknown))}.{suggest(unknown[0], OPTION_NAMES)} "
             f"Allowed: {', '.join(OPTION_NAMES)}"
         )
-    opts = dict(options)
-    for key in ("seeds", "model_seeds", "repeat_lens"):
-        if opts.get(key) is not None:
-            value = opts[key]
-            value = (value,) if isinstance(value, int) else tuple(value)
-            if not value or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                                    for v in value):
-                raise MiAssertInputError(f"{key} must be a non-empty sequence of ints; got {options[key]!r}")
-            if len(set(value)) != len(value):
-                raise MiAssertInputError(f"{key} has repeated values: {list(value)}")
-            opts[key] = tuple(int(v) for v in value)
-    parsed = HeadOptions(**opts)
-    if not 0 < parsed.alpha < 0.5:
-        raise MiAssertInputError(f"alpha must lie in (0, 0.5); got {parsed.alpha}")
-    for key in ("n_prompts", "batch_size", "n_resamples", "n_tokens", "max_columns"):
-        value = getattr(parsed, key)
-        if not isinstance(value, int) or value < (2 if key in ("n_prompts", "n_tokens") else 1):
-            raise MiAssertInputError(f"{key} must be a positive integer (n_prompts, n_tokens >= 2); got {value!r}")
-    if parsed.threshold is not None and not np.isfinite(parsed.threshold):
-        raise MiAssertInputError(f"threshold must be a finite number; got {parsed.threshold!r}")
-    return parsed
+    defaults = HeadOptions()
+
+    def get(name: str) -> Any:
+        return options.get(name, getattr(defaults, name))
+
+    shared = claim_options(seeds=get("seeds"), model_seeds=get("model_seeds"),
+                           quorum=get("quorum"), alpha=get("alpha"),
+                           n_resamples=get("n_resamples"), min_prompts=get("min_prompts"))
+    if get("prompts") is not None and shared.quorum is not None:
+        # caller-given prompts: one row per model seed, the sampling seeds are not used
+        n_groups = len(shared.model_seeds) if shared.model_seeds else 1
+        try:
+            check_quorum(shared.quorum, n_groups)
+        except MiAssertInputError as exc:
+            raise MiAssertInputError(
+                f"{exc}; with prompts= the sampling seeds are not used, so there are "
+                f"{n_groups} seed(s) to count") from None
+    counts = {name: check_count(get(name), name, minimum) for name, minimum in _COUNTS}
+    repeat_lens = _check_repeat_lens(get("repeat_lens"))
+    threshold = get("threshold")
+    if threshold is not None and (isinstance(threshold, bool)
+                                  or not isinstance(threshold, (int, float, np.integer, np.floating))
+                                  or not np.isfinite(threshold)):
+        raise MiAssertInputError(f"threshold must be a finite number; got {threshold!r}")
+    vocab_fraction = get("vocab_fraction")
+    if isinstance(vocab_fraction, bool) or not isinstance(vocab_fraction, (int, float, np.floating)) \
+            or not 0 < float(vocab_fraction) <= 1:
+        raise MiAssertInputError(f"vocab_fraction must be a number in (0, 1]; got {vocab_fraction!r}")
+    return HeadOptions(
+        threshold=None if threshold is None else float(threshold), alpha=shared.alpha,
+        seeds=shared.seeds, model_seeds=shared.model_seeds, quorum=shared.quorum,
+        n_resamples=shared.n_resamples, min_prompts=shared.min_prompts,
+        repeat_lens=repeat_lens, vocab_fraction=float(vocab_fraction), prompts=get("prompts"),
+        **counts)
+
+
+def _check_repeat_lens(value: Any) -> tuple[int, ...] | None:
+    """None (the defaults) or distinct ints >= 2."""
+    if value is None:
+        return None
+    single = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    try:
+        lens = (value,) if single else tuple(value) if not isinstance(value, str) else ()
+    except TypeError:
+        lens = ()
+    if (not lens or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in lens)
+            or len(set(lens)) != len(lens) or min(lens) < 2):
+        raise MiAssertInputError(f"repeat_lens must be an int or distinct ints, each >= 2; got {value!r}")
+    return tuple(int(v) for v in lens)
+
+
+def check_role_threshold(role: str, threshold: float | None) -> None:
+    """Refuse a threshold outside the role's score range (before any model work).
+
+    The claim is "the lower bound exceeds the threshold", so a threshold below the range's
+    low end is cleared by every head and one at or above its high end by none.
+    """
+    if threshold is None:
+        return
+    info = ROLE_INFO[role]
+    lo, hi = info.value_range
+    if not lo <= threshold < hi:
+        raise MiAssertInputError(
+            f"threshold={threshold:g} is outside the range of the {info.metric}: it is "
+            f"{info.scale}, so a claim that a head is {info.noun} needs a threshold in "
+            f"[{lo:g}, {hi:g}) "
+            f"(below {lo:g} every head would pass, at {hi:g} or above none could)")
+    check_threshold(threshold, "greater", info.value_range, info.metric)
 
 
 @dataclass
 class RoleMeasurement:
-    """Per-sample scores of one role for every head, keyed by row (seed, model seed, condition)."""
+    """Per-sample scores of one role for every head, keyed by row (seed, model seed, condition).
+
+    Plain data: ``rows[key]`` is ``[n_samples, n_layers, n_heads]``, ``units[key]`` one id per
+    sample (the prompt's token ids; copying: the token id), so repeated prompts merge into one
+    unit when a claim is bootstrapped.
+    """
 
     role: str
     rows: dict[RowKey, np.ndarray]  # each [n_samples, n_layers, n_heads]
@@ -166,6 +244,7 @@ class RoleMeasurement:
     example: dict[str, Any] = field(default_factory=dict)
     #: extra per-head details, computed on first use (e.g. copying's eigenvalue score)
     head_details: Callable[[Head], dict[str, Any]] | None = None
+    units: UnitIds = field(default_factory=dict)
 
     @property
     def info(self) -> RoleInfo:
@@ -190,30 +269,40 @@ class RoleMeasurement:
         listed = ", ".join(f"{head_name(l_, h_)} {s:.3f}" for l_, h_, s in top)
         return f"best-scoring heads for {self.role} on these prompts ({self.info.metric}): {listed}"
 
+    def pattern_figure(self, head: Head) -> dict[str, Any] | None:
+        """The head's attention pattern on one held-out prompt (None when not kept)."""
+        layer, h = head
+        pattern = self.example.get("patterns")
+        if pattern is None or layer not in pattern:
+            return None
+        return {
+            "kind": "pattern", "data": pattern[layer][h].numpy(),
+            "tokens": self.example["tokens"], "xlabel": "key position",
+            "ylabel": "query position",
+            "title": f"{head_name(layer, h)} attention on one held-out prompt "
+                     f"({self.example['label']})",
+        }
+
     def claim(self, head: Head) -> ClaimSpec:
         """The statistical claim "``head`` plays this role" on the measured samples."""
         layer, h = head
         name = head_name(layer, h)
-        figures: dict[str, Any] = {}
-        pattern = self.example.get("patterns")
-        if pattern is not None and layer in pattern:
-            figures["pattern"] = {
-                "kind": "pattern", "data": pattern[layer][h].numpy(),
-                "tokens": self.example["tokens"], "xlabel": "key position",
-                "ylabel": "query position",
-                "title": f"{name} attention on one held-out prompt ({self.example['label']})",
-            }
+        info = self.info
+        pattern = self.pattern_figure(head)
         details = self.head_details(head) if self.head_details is not None else {}
         return ClaimSpec(
-            claim=f"{name} is {self.info.noun}", metric=self.info.metric,
-            samples={key: arr[:, layer, h] for key, arr in self.rows.items()},
+            claim=f"{name} is {info.noun}", metric=info.metric,
+            samples={key: Mean(arr[:, layer, h], units=self.units.get(key), unit=info.unit)
+                     for key, arr in self.rows.items()},
             threshold=self.threshold, alternative="greater", quorum=self.options.quorum,
             settings={**self.settings, "head": name}, model_info=self.model_info,
-            details=details, figures=figures, n_resamples=self.options.n_resamples,
+            details=details, figures={} if pattern is None else {"pattern": pattern},
+            n_resamples=self.options.n_resamples, min_units=self.options.min_prompts,
+            value_range=info.value_range, unit=info.unit,
         )
 
     def evidence(self, head: Head) -> Evidence:
-        """The claim for one head evaluated at ``alpha`` (what ``assert_*`` returns for it)."""
+        """The claim for one head evaluated at ``alpha`` (what ``check_*`` returns for it)."""
         return self.claim(head).evaluate(self.options.alpha)
 
 
@@ -268,6 +357,8 @@ def measure_roles(model: Any, roles: Sequence[str], split: Split = "heldout",
     if split not in ("fit", "heldout"):
         raise MiAssertInputError(f"split {split!r}: allowed 'fit' or 'heldout'")
     opts = parse_options(options)
+    for role in wanted:
+        check_role_threshold(role, opts.threshold)
     handle = resolve_model(model)
     handles = _model_handles(handle, opts.model_seeds)
     for _, other in handles[1:]:
@@ -278,7 +369,7 @@ def measure_roles(model: Any, roles: Sequence[str], split: Split = "heldout",
             f"model {handle.spec!r} has no BOS token, so 'attends to BOS' is undefined; "
             "set handle.meta['bos_token_id'] or use a model that prepends BOS"
         )
-    common: dict[str, Any] = {"split": split, "alpha": opts.alpha}
+    common: dict[str, Any] = {"split": split, "alpha": opts.alpha, "min_prompts": opts.min_prompts}
     if opts.model_seeds is not None:
         common["model_seeds"] = list(opts.model_seeds)
         common["checkpoints"] = {ms: h.checkpoint_hash() for ms, h in handles}
@@ -287,19 +378,19 @@ def measure_roles(model: Any, roles: Sequence[str], split: Split = "heldout",
     attention = [r for r in wanted if r in ATTENTION_ROLES]
     if attention:
         settings = dict(common)
-        rows, example = _cached_attention(attention, handles, opts, settings)
+        rows, units, example = _cached_attention(attention, handles, opts, settings)
         for role in attention:
             out[role] = RoleMeasurement(
                 role=role, rows=rows[role], n_layers=handle.n_layers, n_heads=handle.n_heads,
                 options=opts, settings=_role_settings(role, opts, settings),
-                model_info=model_info, example=example)
+                model_info=model_info, example=example, units=units)
     if "copying" in wanted:
         settings = dict(common)
-        rows_c, head_details = _measure_copying(handles, opts, settings)
+        rows_c, units_c, head_details = _measure_copying(handles, opts, settings)
         out["copying"] = RoleMeasurement(
             role="copying", rows=rows_c, n_layers=handle.n_layers, n_heads=handle.n_heads,
             options=opts, settings=_role_settings("copying", opts, settings),
-            model_info=model_info, head_details=head_details)
+            model_info=model_info, head_details=head_details, units=units_c)
     return {role: out[role] for role in wanted}
 
 
@@ -311,7 +402,7 @@ def _role_settings(role: str, opts: HeadOptions, settings: dict[str, Any]) -> di
             **settings}
 
 
-#: recent attention measurements per handle: {handle: {key: (rows, example, settings)}}
+#: recent attention measurements per handle: {handle: {key: (rows, units, example, settings)}}
 _ATTENTION_CACHE: weakref.WeakKeyDictionary[ModelHandle, OrderedDict[tuple, Any]] = (
     weakref.WeakKeyDictionary())
 _CACHE_SIZE = 8
@@ -338,7 +429,7 @@ def clear_cache() -> None:
 def _cached_attention(
     roles: list[str], handles: list[tuple[int | None, ModelHandle]], opts: HeadOptions,
     settings: dict[str, Any],
-) -> tuple[dict[str, dict[RowKey, np.ndarray]], dict[str, Any]]:
+) -> tuple[dict[str, dict[RowKey, np.ndarray]], UnitIds, dict[str, Any]]:
     """:func:`_measure_attention` for all attention roles at once, reused while the weights
     and prompt options are unchanged (several assertions on one model share forward passes).
     Caller-given prompts and model seeds are not cached."""
@@ -354,20 +445,25 @@ def _cached_attention(
         return _measure_attention(roles, handles, opts, settings)
     if key not in per_handle:
         new_settings = dict(settings)
-        rows, example = _measure_attention(list(ATTENTION_ROLES), handles, opts, new_settings)
-        per_handle[key] = (rows, example, new_settings)
+        rows, units, example = _measure_attention(list(ATTENTION_ROLES), handles, opts, new_settings)
+        per_handle[key] = (rows, units, example, new_settings)
         while len(per_handle) > _CACHE_SIZE:
             per_handle.popitem(last=False)
     per_handle.move_to_end(key)
-    rows, example, cached_settings = per_handle[key]
-    settings.update(cached_settings)
-    return {role: rows[role] for role in roles}, example
+    rows, units, example, cached_settings = per_handle[key]
+    settings.update({k: v for k, v in cached_settings.items() if k not in settings})
+    return {role: rows[role] for role in roles}, units, example
+
+
+def prompt_ids(tokens: torch.Tensor) -> tuple[Hashable, ...]:
+    """One id per prompt: its token ids (equal prompts get equal ids)."""
+    return tuple(tuple(row) for row in tokens.tolist())
 
 
 def _measure_attention(
     roles: list[str], handles: list[tuple[int | None, ModelHandle]], opts: HeadOptions,
     settings: dict[str, Any],
-) -> tuple[dict[str, dict[RowKey, np.ndarray]], dict[str, Any]]:
+) -> tuple[dict[str, dict[RowKey, np.ndarray]], UnitIds, dict[str, Any]]:
     base = handles[0][1]
     if opts.prompts is not None:
         settings["prompts"] = "given by the caller (sampling seeds not used)"
@@ -384,6 +480,7 @@ def _measure_attention(
         prompt_rows = {s: repeated_prompt_rows(base, s, lens, opts.n_prompts, settings["split"],
                                                opts.vocab_fraction) for s in seeds}
     measured: dict[str, dict[RowKey, np.ndarray]] = {role: {} for role in roles}
+    units: UnitIds = {}
     example: dict[str, Any] = {}
     for model_seed, handle in handles:
         # one condition's prompts have the same length for every seed: batch the seeds together
@@ -393,6 +490,8 @@ def _measure_attention(
                                                 batch_size=opts.batch_size,
                                                 keep_example=not example)
             sizes = [len(prow.tokens) for prow in condition]
+            for seed, prow in zip(seeds, condition, strict=True):
+                units[RowKey(seed, model_seed, prow.label)] = prompt_ids(prow.tokens)
             for role in roles:
                 per_seed = torch.split(scores[role], sizes)
                 for seed, prow, part in zip(seeds, condition, per_seed, strict=True):
@@ -404,22 +503,24 @@ def _measure_attention(
     order = [RowKey(seed, model_seed, prow.label) for model_seed, _ in handles for seed in seeds
              for prow in prompt_rows[seed]]
     rows = {role: {key: measured[role][key] for key in order} for role in roles}
-    return rows, example
+    return rows, {key: units[key] for key in order}, example
 
 
 def _measure_copying(
     handles: list[tuple[int | None, ModelHandle]], opts: HeadOptions, settings: dict[str, Any],
-) -> tuple[dict[RowKey, np.ndarray], Callable[[Head], dict[str, Any]]]:
+) -> tuple[dict[RowKey, np.ndarray], UnitIds, Callable[[Head], dict[str, Any]]]:
     if opts.prompts is not None:
         raise MiAssertInputError("prompts= does not apply to copying: it is a weight-based claim")
     base = handles[0][1]
     settings.update(seeds=list(opts.seeds), n_tokens=opts.n_tokens, max_columns=opts.max_columns)
     rows: dict[RowKey, np.ndarray] = {}
+    units: UnitIds = {}
     baselines: list[float] = []
     for model_seed, handle in handles:
         for seed in opts.seeds:
             draw = copying_draw(handle, seed, opts.n_tokens, opts.max_columns)
             rows[RowKey(seed, model_seed, "")] = draw.scores.numpy()
+            units[RowKey(seed, model_seed, "")] = tuple(draw.tokens.tolist())
             baselines.append(float(draw.baseline.mean()))
             settings["n_tokens"], settings["n_columns"] = draw.n_tokens, draw.n_columns
     mean_baseline = float(np.mean(baselines))
@@ -439,4 +540,4 @@ def _measure_copying(
                                f"{memo['random']:.3f}",
         }
 
-    return rows, head_details
+    return rows, units, head_details

@@ -128,4 +128,4 @@ def user_prompt_rows(handle: ModelHandle, prompts: object) -> list[PromptRow]:
         raise MiAssertInputError(
             f"prompts: got {tokens.shape[0]} prompt; need at least 2 for a confidence bound"
         )
-    return [PromptRow("prompts", tokens.cpu(), None, len(torch.unique(tokens)))]
+    return [PromptRow("given prompts", tokens.cpu(), None, len(torch.unique(tokens)))]

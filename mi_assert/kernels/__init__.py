@@ -8,6 +8,7 @@ the generic hook-based path runs instead.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from mi_assert.kernels.attribution import attribution_head_out_scores
 from mi_assert.kernels.functional import (
     FunctionalModel,
     full_logits,
+    functional_key,
     functional_model,
     unsupported_reason,
 )
@@ -53,6 +55,10 @@ def support_reason(handle: Any) -> str | None:
     return unsupported_reason(model)
 
 
+#: per model object: (weight-version key, whether the fused weights reproduce TL's logits)
+_SELF_CHECKED: weakref.WeakKeyDictionary[Any, tuple[Any, bool]] = weakref.WeakKeyDictionary()
+
+
 def _checked_functional(model: Any, tokens: Tensor) -> FunctionalModel | None:
     """The fused weights, after a one-time probe that they reproduce TL's logits.
 
@@ -60,16 +66,16 @@ def _checked_functional(model: Any, tokens: Tensor) -> FunctionalModel | None:
     ``unsupported_reason`` did not anticipate: then the generic path runs instead.
     """
     fm = functional_model(model)
-    verdict = getattr(model, "_mi_assert_functional_ok", None)
-    key = model._mi_assert_functional[0]
+    verdict = _SELF_CHECKED.get(model)
+    key = functional_key(model)
     if verdict is None or verdict[0] != key:
         probe = tokens[:1, : min(tokens.shape[1], 16)]
         with torch.no_grad():
             ours = full_logits(fm, probe)
             theirs = model(probe, return_type="logits")
         ok = bool(torch.isfinite(ours).all()) and float((ours - theirs).abs().max()) <= SELF_CHECK_ATOL
-        model._mi_assert_functional_ok = (key, ok)
-        verdict = model._mi_assert_functional_ok
+        verdict = (key, ok)
+        _SELF_CHECKED[model] = verdict
     return fm if verdict[1] else None
 
 

@@ -12,6 +12,7 @@ with TL to float32 rounding.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -267,10 +268,21 @@ def _params_key(model: Any) -> tuple[Any, ...]:
     return tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in model.parameters())
 
 
+#: per model object: (weight-version key, fused weights); weak, so a dropped model frees them
+_FUNCTIONAL: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], FunctionalModel]] = (
+    weakref.WeakKeyDictionary())
+
+
+def functional_key(model: Any) -> tuple[Any, ...] | None:
+    """The weight-version key the cached fused weights of ``model`` were built for."""
+    cached = _FUNCTIONAL.get(model)
+    return None if cached is None else cached[0]
+
+
 def functional_model(model: Any) -> FunctionalModel:
     """Fused TL-layout weights of a supported ``HookedTransformer`` (cached until weights change)."""
     key = _params_key(model)
-    cached = getattr(model, "_mi_assert_functional", None)
+    cached = _FUNCTIONAL.get(model)
     if cached is not None and cached[0] == key:
         return cached[1]
     cfg = model.cfg
@@ -309,7 +321,7 @@ def functional_model(model: Any) -> FunctionalModel:
         eps=float(cfg.eps),
         act=None if cfg.attn_only else _ACTIVATIONS[cfg.act_fn],
     )
-    model._mi_assert_functional = (key, fm)
+    _FUNCTIONAL[model] = (key, fm)
     return fm
 
 

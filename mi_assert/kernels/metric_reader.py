@@ -8,7 +8,7 @@ influence it) and unembed only that position.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from torch import Tensor
 
@@ -36,5 +36,5 @@ class MetricReader:
     def __call__(self, logits: Tensor) -> Tensor:
         """Per-prompt metric ``[B]`` from ``[B, V]`` (at the position) or ``[B, T, V]`` logits."""
         if self.position is not None:
-            return self.metric.at_position(logits)
-        return self.metric(logits)
+            return cast(Tensor, self.metric.at_position(logits))
+        return cast(Tensor, self.metric(logits))

@@ -38,8 +38,10 @@ class PromptSet:
         return int(self.clean.shape[0])
 
     def to(self, device: torch.device | str) -> PromptSet:
-        move = (lambda t: t.to(device) if t is not None else None)  # noqa: E731
-        return PromptSet(move(self.clean), move(self.corrupted), move(self.correct),
+        def move(t: Tensor | None) -> Tensor | None:
+            return t.to(device) if t is not None else None
+
+        return PromptSet(self.clean.to(device), move(self.corrupted), move(self.correct),
                          move(self.wrong), dict(self.meta))
 
 

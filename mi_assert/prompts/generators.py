@@ -7,36 +7,26 @@ modules add generators with :func:`register_generator` (IOI templates, induction
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from mi_assert.backends import ModelHandle, as_handle
 from mi_assert.errors import MiAssertInputError, suggest
-from mi_assert.prompts import HELDOUT_OFFSET, PromptSet, SplitPrompts, repeated_tokens
 
-Generator = Callable[..., PromptSet]
-_GENERATORS: dict[str, Generator] = {}
-#: modules that register more generators on import (kept lazy)
-_PROVIDERS: tuple[str, ...] = ("mi_assert.prompts.ioi", "mi_assert.prompts.pairs")
-
-
-def register_generator(name: str) -> Callable[[Generator], Generator]:
-    def deco(fn: Generator) -> Generator:
-        _GENERATORS[name] = fn
-        return fn
-
-    return deco
+# ioi and pairs register their generators when imported
+from mi_assert.prompts import (  # noqa: F401
+    HELDOUT_OFFSET,
+    PromptSet,
+    SplitPrompts,
+    ioi,
+    pairs,
+    repeated_tokens,
+)
+from mi_assert.prompts.registry import GENERATORS as _GENERATORS
+from mi_assert.prompts.registry import register_generator
 
 
 def available_generators() -> list[str]:
-    import importlib
-
-    for module in _PROVIDERS:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+    """Names of every registered generator."""
     return sorted(_GENERATORS)
 
 

@@ -40,14 +40,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
 
 from mi_assert.errors import MiAssertInputError
 from mi_assert.prompts import HELDOUT_OFFSET, PromptSet
-from mi_assert.prompts.generators import register_generator
+from mi_assert.prompts.registry import register_generator
 
 SPECIAL_TOKENS: tuple[str, ...] = ("<bos>", "<eos>", "<pad>", "<unk>")
 BOS_TOKEN_ID = 0
@@ -217,8 +217,8 @@ def _foreign_pools(tokenizer: Any, bos: int | None) -> _Pools:
         return word if word in (",", ".") else " " + word
 
     def single(words: tuple[str, ...]) -> tuple[tuple[str, ...], Tensor]:
-        keep = [(w, encode(" " + w)) for w in words]
-        keep = [(w, ids[0]) for w, ids in keep if len(ids) == 1]
+        encoded = [(w, encode(" " + w)) for w in words]
+        keep = [(w, ids[0]) for w, ids in encoded if len(ids) == 1]
         return tuple(w for w, _ in keep), torch.tensor([i for _, i in keep], dtype=torch.long)
 
     name_words, names = single(NAMES)
@@ -259,7 +259,7 @@ def is_ioi_tokenizer(tokenizer: Any) -> bool:
         vocab = tokenizer.get_vocab()
     except AttributeError:
         return False
-    return vocab == WORD_TO_ID
+    return bool(vocab == WORD_TO_ID)
 
 
 def _build(pools: _Pools, draw: _Draw, io_slot: Tensor, s1_slot: Tensor, s2_slot: Tensor
@@ -406,7 +406,8 @@ def build_tokenizer() -> Any:
     core.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
                                                   pre_tokenizers.Punctuation()])
     core.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with spaces
-    return PreTrainedTokenizerFast(
+    # transformers leaves the fast tokenizer's __init__ unannotated
+    return cast(Any, PreTrainedTokenizerFast)(
         tokenizer_object=core, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
         unk_token="<unk>", model_max_length=64,
     )

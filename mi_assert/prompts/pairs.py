@@ -35,7 +35,7 @@ import torch
 from mi_assert.backends import ModelHandle, as_handle
 from mi_assert.errors import MiAssertInputError
 from mi_assert.prompts import PromptSet
-from mi_assert.prompts.generators import register_generator
+from mi_assert.prompts.registry import register_generator
 
 INDUCTION_CORRUPTIONS: tuple[str, ...] = ("swap", "next")
 

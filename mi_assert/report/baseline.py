@@ -2,7 +2,9 @@
 
 Layout: ``<baseline dir>/<NAME>/<model slug>.json`` where the baseline dir defaults to
 ``.mi_baselines/`` in the pytest rootdir (commit it next to the suites). Each file holds the
-model's description (spec, checkpoint hash, backend) and slim records (no figures). Saving
+model's description (spec, checkpoint hash, backend) and slim records (no figures, no
+per-seed rows); a composite claim's record keeps every member (``members``, each with its own
+numbers), so a comparison sees a member that moved even when the headline did not. Saving
 never overwrites silently: a NAME that already has files needs ``overwrite=True``
 (``--mi-baseline-overwrite``), which replaces the files of the models in this run and keeps
 the others.
@@ -19,12 +21,18 @@ from typing import Any
 
 from mi_assert.errors import MiAssertInputError
 from mi_assert.report.atomic import atomic_write_text, ensure_writable_dir
-from mi_assert.report.schema import BASELINE_KIND, REPORT_SCHEMA_VERSION, check_document
+from mi_assert.report.schema import (
+    BASELINE_KIND,
+    REPORT_SCHEMA_VERSION,
+    check_document,
+    dedupe_keys,
+    sort_records,
+)
 
 DEFAULT_DIR = ".mi_baselines"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_SLIM_FIELDS = ("claim", "metric", "estimate", "low", "high", "bound", "n", "threshold",
-                "alternative", "alpha", "passed")
+_SLIM_FIELDS = ("claim", "metric", "estimate", "low", "high", "bound", "n", "unit", "threshold",
+                "alternative", "alpha", "passed", "reason", "deciding", "composite", "summary")
 
 
 def check_name(name: str) -> str:
@@ -43,11 +51,20 @@ def model_slug(spec: str, checkpoint: str | None = None) -> str:
     return base or "model"
 
 
+def _slim_evidence(ev: Mapping[str, Any]) -> dict[str, Any]:
+    out = {f: ev.get(f) for f in _SLIM_FIELDS}
+    out["members"] = [_slim_evidence(m) for m in ev.get("family") or [] if isinstance(m, Mapping)]
+    return out
+
+
 def slim(rec: Mapping[str, Any]) -> dict[str, Any]:
+    """A record as stored in a baseline: provenance + the evidence's numbers and members."""
     ev = rec["evidence"]
     ck = rec.get("checkpoint") or {}
-    out = {"key": rec["key"], "nodeid": rec.get("nodeid"), "checkpoint_label": ck.get("label")}
-    out.update({f: ev.get(f) for f in _SLIM_FIELDS})
+    out = {"key": rec["key"], "test": rec.get("test"), "nodeid": rec.get("nodeid"),
+           "checkpoint_label": ck.get("label"), "checkpoint_series": ck.get("series"),
+           "checkpoint_step": ck.get("step"), "checkpoint_order": ck.get("order")}
+    out.update(_slim_evidence(ev))
     out["model"] = {k: (ev.get("model") or {}).get(k) for k in ("spec", "checkpoint", "backend")}
     return out
 
@@ -71,7 +88,7 @@ def save_baseline(folder: Path, name: str, records: Iterable[Mapping[str, Any]],
     target = check_can_save(folder, name, overwrite=True) if overwrite else Path(folder) / check_name(name)
     target.mkdir(parents=True, exist_ok=True)
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for rec in records:
+    for rec in dedupe_keys(sort_records(dict(r) for r in records)):
         s = slim(rec)
         groups.setdefault((str(s["model"]["spec"]), str(s["model"]["checkpoint"])), []).append(s)
     specs = [spec for spec, _ in groups]
@@ -82,7 +99,8 @@ def save_baseline(folder: Path, name: str, records: Iterable[Mapping[str, Any]],
             slug = f"{slug}-{ckpt[:8]}"
         doc = {"kind": BASELINE_KIND, "schema_version": REPORT_SCHEMA_VERSION, "name": name,
                "model": dict(recs[0]["model"]),
-               "records": sorted(recs, key=lambda r: (r["key"], str(r["checkpoint_label"])))}
+               "records": sorted(recs, key=lambda r: (r["key"], str(r["checkpoint_series"]),
+                                                      str(r["checkpoint_label"])))}
         written.append(atomic_write_text(target / f"{slug}.json",
                                          json.dumps(doc, indent=1, sort_keys=True) + "\n"))
     return written

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from mi_assert.report.figures import figures_to_plain
+from mi_assert.report.readout import members, relation, summary, verdict
 from mi_assert.report.schema import make_record
 
 
@@ -27,15 +28,32 @@ def to_records(recorded: Iterable[Any],
     return out
 
 
+_JUNIT_FIELDS = ("metric", "estimate", "low", "high", "bound", "threshold", "alternative", "n",
+                 "unit")
+
+
+def _evidence_properties(prefix: str, ev: Mapping[str, Any]) -> list[tuple[str, str]]:
+    props = [(f"{prefix}.claim", str(ev.get("claim")))]
+    props += [(f"{prefix}.{name}", str(ev.get(name))) for name in _JUNIT_FIELDS]
+    props += [(f"{prefix}.verdict", verdict(ev)), (f"{prefix}.comparison", relation(ev)),
+              (f"{prefix}.summary", summary(ev))]
+    if ev.get("reason"):
+        props.append((f"{prefix}.reason", str(ev["reason"])))
+    return props
+
+
 def junit_properties(records: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
-    """Key figures of each claim as junit-xml ``<property>`` pairs (``mi.K.estimate`` ...)."""
+    """Key figures of each claim as junit-xml ``<property>`` pairs (``mi.K.estimate`` ...);
+    ``mi.K.comparison`` is the bound-vs-threshold relation that holds, ``mi.K.summary`` the
+    evidence's one-line verdict, ``mi.K.member.J.*`` each member of a composite claim."""
     props: list[tuple[str, str]] = []
     for k, rec in enumerate(records):
         ev = rec["evidence"]
-        props.append((f"mi.{k}.claim", str(ev.get("claim"))))
-        for field in ("metric", "estimate", "low", "high", "bound", "threshold", "alternative", "n",
-                      "verdict"):
-            props.append((f"mi.{k}.{field}", str(ev.get(field))))
+        props += _evidence_properties(f"mi.{k}", ev)
+        if members(ev):
+            props.append((f"mi.{k}.deciding", str(ev.get("deciding"))))
+            for j, member in enumerate(members(ev)):
+                props += _evidence_properties(f"mi.{k}.member.{j}", member)
         model = ev.get("model") or {}
         if model:
             props.append((f"mi.{k}.model", f"{model.get('spec')}#{model.get('checkpoint')}"))

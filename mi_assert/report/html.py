@@ -1,8 +1,9 @@
 """A self-contained HTML report: inline CSS, images as base64 PNG, no scripts, no network.
 
-Layout: header with totals → claims table (verdict, estimate [interval] vs threshold) →
-baseline comparison (when run with ``--mi-compare``) → trajectories across checkpoints →
-one card per claim with its per-seed forest plot, its figures and its settings.
+Layout: header with totals and the run's one-line verdict → claims table (verdict, estimate
+[interval], the bound-vs-threshold comparison that holds) → baseline comparison (when run
+with ``--mi-compare``) → trajectories across checkpoints → one card per claim with its summary
+line, a per-member table for composite claims, its per-seed forest plot, figures and settings.
 """
 
 from __future__ import annotations
@@ -12,8 +13,19 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from mi_assert.report.compare import row_claim, row_sort_key, row_verdict
 from mi_assert.report.figures import render_png, seed_forest_png
-from mi_assert.report.json_report import trajectory_figure
+from mi_assert.report.readout import (
+    headline,
+    is_expected_failure,
+    members,
+    relation,
+    side,
+    summary,
+    totals,
+    verdict,
+)
+from mi_assert.report.trajectory import trajectory_figure
 
 #: keep reports small: at most this many figures per claim, and in the whole report
 MAX_FIGURES_PER_CLAIM = 8
@@ -38,6 +50,8 @@ th{background:#f0f0f0} td.num{font-family:Menlo,Consolas,monospace;text-align:ri
 figcaption{font-size:12px;color:#555}
 details{margin-top:6px;font-size:12px} pre{white-space:pre-wrap;font-size:12px}
 .warn{color:#b71c1c;font-weight:600}
+.summary{font-family:Menlo,Consolas,monospace;font-size:12px;margin:4px 0}
+table.members{width:auto;margin-top:6px} tr.deciding td{background:#fff8e1}
 """
 
 
@@ -84,12 +98,6 @@ def _ck(rec: Mapping[str, Any]) -> str:
     return f' <span class="meta">@{_e(ck.get("label"))}</span>' if ck else ""
 
 
-def is_expected_failure(rec: Mapping[str, Any]) -> bool:
-    """A FAIL verdict whose test passed (``pytest.raises``) or xfailed: the test expected it."""
-    return (rec["evidence"].get("verdict") == "FAIL"
-            and rec.get("test_outcome") in ("passed", "xfailed"))
-
-
 def _expected(rec: Mapping[str, Any]) -> str:
     if not is_expected_failure(rec):
         return ""
@@ -101,14 +109,18 @@ def _claims_table(records: list[Mapping[str, Any]]) -> str:
     rows = []
     for i, rec in enumerate(records):
         ev = rec["evidence"]
-        cmp = "&gt;" if ev.get("alternative") == "greater" else "&lt;"
         model = ev.get("model") or {}
+        v = verdict(ev)
+        deciding = (f'<div class="meta">deciding member: {_e(ev.get("deciding"))}</div>'
+                    if members(ev) and ev.get("deciding") else "")
         rows.append(
-            f'<tr><td><span class="badge {_e(ev.get("verdict"))}">{_e(ev.get("verdict"))}</span>{_expected(rec)}</td>'
-            f'<td class="claim"><a href="#c{i}">{_e(ev.get("claim"))}</a>{_ck(rec)}</td><td>{_e(ev.get("metric"))}</td>'
+            f'<tr><td><span class="badge {v}">{v}</span>{_expected(rec)}</td>'
+            f'<td class="claim"><a href="#c{i}">{_e(ev.get("claim"))}</a>{_ck(rec)}{deciding}</td>'
+            f'<td>{_e(ev.get("metric"))}</td>'
             f'<td class="num">{_num(ev.get("estimate"))} [{_num(ev.get("low"))}, {_num(ev.get("high"))}]</td>'
-            f'<td class="num">{_num(ev.get("bound"))} {cmp} {_num(ev.get("threshold"))}</td>'
-            f'<td class="num">{_e(ev.get("n"))}</td><td>{_e(model.get("spec", ""))}</td>'
+            f'<td class="num">{_e(relation(ev))}</td>'
+            f'<td class="num">{_e(ev.get("n"))} {_e(ev.get("unit") or "")}</td>'
+            f'<td>{_e(model.get("spec", ""))}</td>'
             f'<td class="nodeid">{_e(rec.get("nodeid"))}</td></tr>')
     return ("<table><tr><th>verdict</th><th>claim</th><th>metric</th><th>estimate [interval]</th>"
             "<th>bound vs threshold</th><th>n</th><th>model</th><th>test</th></tr>"
@@ -117,32 +129,51 @@ def _claims_table(records: list[Mapping[str, Any]]) -> str:
 
 def _comparison(comp: Mapping[str, Any]) -> str:
     rows = []
-    for r in comp["rows"]:
+    for r in sorted(comp["rows"], key=row_sort_key):
         rows.append(
             f'<tr><td><span class="badge {_e(r["status"])}">{_e(r["status"])}</span></td>'
-            f'<td>{_e(r["claim"])}{(" @" + _e(r["checkpoint"])) if r["checkpoint"] else ""}</td>'
+            f'<td class="nodeid">{_e(r.get("test") or "")}</td><td>{_e(row_claim(r))}</td>'
             f'<td class="num">{_num(r["baseline"])}</td>'
             f'<td class="num">{_num(r["new"])} [{_num(r["low"])}, {_num(r["high"])}]</td>'
             f'<td class="num">{_signed(r["delta"])}</td>'
-            f'<td class="num">{r["tolerance"]:g}</td><td>{_e(r["note"])}</td></tr>')
+            f'<td class="num">{r["tolerance"]:g}</td><td>{_e(row_verdict(r))}</td>'
+            f'<td>{_e(r.get("rule") or "")}</td><td>{_e(r["note"])}</td></tr>')
     warns = "".join(f'<p class="warn">WARNING: {_e(w)}</p>' for w in comp.get("warnings", []))
     return (f"<h2>Comparison with baseline {_e(comp.get('baseline'))}</h2>{warns}"
-            "<table><tr><th>status</th><th>claim</th><th>baseline</th><th>new [interval]</th>"
-            "<th>delta</th><th>tolerance</th><th>note</th></tr>" + "".join(rows) + "</table>")
+            "<table><tr><th>status</th><th>test</th><th>claim</th><th>baseline</th>"
+            "<th>new [interval]</th><th>delta</th><th>tolerance</th><th>verdict</th>"
+            "<th>why</th><th>note</th></tr>" + "".join(rows) + "</table>")
+
+
+def _members_table(ev: Mapping[str, Any]) -> str:
+    rows = []
+    for member in members(ev):
+        v = verdict(member)
+        cls = ' class="deciding"' if member.get("claim") == ev.get("deciding") else ""
+        rows.append(
+            f'<tr{cls}><td><span class="badge {v}">{v}</span></td><td>{_e(member.get("claim"))}'
+            + (" (deciding)" if cls else "") + f'</td><td>{_e(member.get("metric"))}</td>'
+            f'<td class="num">{_num(member.get("estimate"))} [{_num(member.get("low"))}, '
+            f'{_num(member.get("high"))}]</td><td class="num">{_e(relation(member))}</td>'
+            f'<td class="num">{_e(member.get("n"))} {_e(member.get("unit") or "")}</td></tr>')
+    return (f'<table class="members"><tr><th colspan="6">{_e(ev.get("composite") or "members")}'
+            '</th></tr><tr><th>verdict</th><th>member</th><th>metric</th><th>estimate [interval]</th>'
+            "<th>bound vs threshold</th><th>n</th></tr>" + "".join(rows) + "</table>")
 
 
 def _card(i: int, rec: Mapping[str, Any], budget: _Budget) -> str:
     ev = rec["evidence"]
     model = ev.get("model") or {}
-    parts = [f'<div class="card" id="c{i}"><h3><span class="badge {_e(ev.get("verdict"))}">'
-             f'{_e(ev.get("verdict"))}</span> {_e(ev.get("claim"))}</h3>',
+    v = verdict(ev)
+    parts = [f'<div class="card" id="c{i}"><h3><span class="badge {v}">'
+             f'{v}</span> {_e(ev.get("claim"))}</h3>',
              f'<div class="nodeid">{_e(rec.get("nodeid"))}</div>',
-             f'<div class="meta">{_e(ev.get("metric"))} = {_num(ev.get("estimate"))} '
-             f'[{_num(ev.get("low"))}, {_num(ev.get("high"))}], n={_e(ev.get("n"))}; one-sided '
-             f'{100 * (1 - float(ev.get("alpha") or 0.05)):.0f}% bound {_num(ev.get("bound"))} vs threshold '
-             f'{_num(ev.get("threshold"))} ({_e(ev.get("alternative"))}) — model '
+             f'<div class="summary">{_e(summary(ev))}</div>',
+             f'<div class="meta">{_e(headline(ev))} ({_e(side(ev))}, {_e(ev.get("alternative"))}) — model '
              f'{_e(model.get("spec", "?"))} #{_e(model.get("checkpoint", "?"))} on '
              f'{_e(model.get("backend", "?"))}/{_e(model.get("device", "?"))}</div>']
+    if members(ev):
+        parts.append(_members_table(ev))
     figs = []
     if ev.get("per_seed") and budget.take():
         try:
@@ -158,11 +189,6 @@ def _card(i: int, rec: Mapping[str, Any], budget: _Budget) -> str:
         figs.append(_figure_html(name, spec, budget))
     if figs:
         parts.append('<div class="figs">' + "".join(figs) + "</div>")
-    for member in ev.get("family") or []:
-        parts.append(f'<div class="meta">member: <span class="badge {_e(member.get("verdict"))}">'
-                     f'{_e(member.get("verdict"))}</span> {_e(member.get("claim"))}: '
-                     f'{_num(member.get("estimate"))} [{_num(member.get("low"))}, '
-                     f'{_num(member.get("high"))}], bound {_num(member.get("bound"))}</div>')
     extra = {k: ev.get(k) for k in ("settings", "details", "model", "per_seed") if ev.get(k)}
     if extra:
         parts.append("<details><summary>settings, details, per-seed rows</summary><pre>"
@@ -174,7 +200,7 @@ def _card(i: int, rec: Mapping[str, Any], budget: _Budget) -> str:
 def render_html(doc: Mapping[str, Any]) -> str:
     records = list(doc.get("records") or [])
     budget = _Budget(MAX_FIGURES_TOTAL)
-    totals = doc.get("totals") or {}
+    counts = totals(records)
     meta = doc.get("meta") or {}
     out = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
            "<title>mi-assert report</title>", f"<style>{_CSS}</style></head><body>",
@@ -184,12 +210,12 @@ def render_html(doc: Mapping[str, Any]) -> str:
                      if k != "argv" and v is not None)
            + ("" if doc.get("complete", True) else ' · <span class="warn">partial (run in progress or killed)</span>')
            + "</div>",
-           f'<p class="totals"><span>{_e(totals.get("claims", 0))} claims</span>'
-           f'<span style="color:#2e7d32">{_e(totals.get("passed", 0))} passed</span>'
-           f'<span style="color:#c62828">{_e(totals.get("failed", 0))} failed</span>'
-           + (f'<span class="meta">of which {n_expected} expected by their tests '
-              '(pytest.raises / xfail)</span>' if (n_expected := sum(map(is_expected_failure, records))) else "")
-           + '</p>',
+           f'<p class="totals"><span>{counts["claims"]} claims</span>'
+           f'<span style="color:#2e7d32">{counts["passed"]} passed</span>'
+           f'<span style="color:#c62828">{counts["failed"]} failed</span>'
+           + (f'<span class="meta">of which {counts["expected_failures"]} expected by their tests '
+              '(pytest.raises / xfail)</span>' if counts["expected_failures"] else "")
+           + f'</p><p class="verdict">{_e(counts["verdict"])}</p>',
            "<h2>Claims</h2>", _claims_table(records) if records else "<p>No claims recorded.</p>"]
     if doc.get("comparison"):
         out.append(_comparison(doc["comparison"]))

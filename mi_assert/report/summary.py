@@ -5,31 +5,45 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mi_assert.report.readout import fmt, is_expected_failure, members, relation, totals, verdict
+
+
+def _verdict_cell(rec: Mapping[str, Any]) -> str:
+    text = verdict(rec["evidence"])
+    if is_expected_failure(rec):
+        text += " (xfail)" if rec.get("test_outcome") == "xfailed" else " (expected)"
+    return text
+
+
+def _claim_cell(rec: Mapping[str, Any]) -> str:
+    ev = rec["evidence"]
+    claim = str(ev.get("claim"))
+    if members(ev) and ev.get("deciding"):
+        claim += f" [deciding: {ev['deciding']}]"
+    if rec.get("checkpoint"):
+        claim += f" @{rec['checkpoint'].get('label')}"
+    return claim
+
 
 def summary_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    """One line per record dict: verdict, claim, estimate [interval], bound vs threshold, n, test."""
+    """One line per record: verdict, claim, estimate [interval], the comparison that holds
+    (or the reason), n and its unit, test; then the run's one-line verdict."""
     rows = []
     for rec in records:
         ev = rec["evidence"]
-        cmp = ">" if ev.get("alternative") == "greater" else "<"
-        claim = str(ev.get("claim"))
-        if rec.get("checkpoint"):
-            claim += f" @{rec['checkpoint'].get('label')}"
         rows.append((
-            str(ev.get("verdict")),
-            claim,
-            f"{_f(ev.get('estimate'))} [{_f(ev.get('low'))}, {_f(ev.get('high'))}]",
-            f"bound {_f(ev.get('bound'))} {cmp} {_f(ev.get('threshold'))}",
-            f"n={ev.get('n')}",
+            _verdict_cell(rec),
+            _claim_cell(rec),
+            f"{fmt(ev.get('estimate'))} [{fmt(ev.get('low'))}, {fmt(ev.get('high'))}]",
+            relation(ev),
+            f"n={ev.get('n')} {ev.get('unit') or ''}".rstrip(),
             str(rec.get("nodeid") or ""),
         ))
     if not rows:
         return []
-    header = ("verdict", "claim", "estimate [interval]", "vs threshold", "n", "test")
+    header = ("verdict", "claim", "estimate [interval]", "bound vs threshold", "n", "test")
     rows.insert(0, header)
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    return ["  ".join(r[i].ljust(widths[i]) for i in range(5)) + "  " + r[5] for r in rows]
-
-
-def _f(value: Any) -> str:
-    return "nan" if value is None else f"{value:.3f}"
+    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(5)) + "  " + r[5] for r in rows]
+    lines.append(totals(records)["verdict"])
+    return lines

@@ -1,8 +1,10 @@
 """SAE claims on SAELens SAEs: reconstruction, feature recovery, firing and steering.
 
-Public entry points (also importable from ``mi_assert``): :func:`assert_sae_reconstruction`,
-:func:`assert_feature_recovery`, :func:`assert_feature_fires`, :func:`assert_feature_steering`,
-and :func:`load_sae` (zoo names, local ``save_model`` folders, SAELens hub releases).
+Public entry points: :func:`assert_sae_reconstruction`, :func:`assert_feature_recovery`,
+:func:`assert_feature_fires`, :func:`assert_feature_steering` (each ``check_*`` +
+:func:`mi_assert.verdict.raise_if_failed`); the non-raising ``check_*``;
+:func:`measure_sae_reconstruction` (plain per-prompt data, no verdict); and :func:`load_sae`
+(zoo names, local ``save_model`` folders, SAELens hub releases).
 """
 
 from __future__ import annotations
@@ -15,6 +17,14 @@ _LAZY = {
     "assert_feature_recovery": "mi_assert.sae.assertions",
     "assert_feature_fires": "mi_assert.sae.assertions",
     "assert_feature_steering": "mi_assert.sae.assertions",
+    "check_sae_reconstruction": "mi_assert.sae.assertions",
+    "check_feature_recovery": "mi_assert.sae.assertions",
+    "check_feature_fires": "mi_assert.sae.assertions",
+    "check_feature_steering": "mi_assert.sae.assertions",
+    "measure_sae_reconstruction": "mi_assert.sae.assertions",
+    "reconstruction_evidence": "mi_assert.sae.assertions",
+    "ReconstructionData": "mi_assert.sae.assertions",
+    "PromptData": "mi_assert.sae.assertions",
     "load_sae": "mi_assert.sae.zoo",
     "sae_forward": "mi_assert.sae.metrics",
     "make_superposition": "mi_assert.sae.synthetic",

@@ -1,15 +1,22 @@
 """SAE claims: reconstruction, feature recovery, feature firing and feature steering.
 
-Every assertion returns an :class:`~mi_assert.stats.evidence.Evidence` when the claim holds and
-raises :class:`~mi_assert.stats.evidence.ClaimFailed` (an ``AssertionError``) with the evidence
-table when it does not. Several criteria in one call form a family (Holm-corrected, each
-criterion a member). Verdicts use one-sided bootstrap bounds: a criterion passes only when its
-bound clears the threshold. The statistics are described in docs/sae.md.
+Measuring is apart from judging: :func:`measure_sae_reconstruction` returns plain per-prompt
+data, every ``check_*`` turns data into an :class:`~mi_assert.stats.evidence.Evidence` without
+raising on a failed claim, and every ``assert_*`` is its ``check_*`` followed by
+:func:`mi_assert.verdict.raise_if_failed` (``ClaimFailed``, an ``AssertionError``, with the
+evidence table).
+
+Each criterion of one call is a member claim (:class:`~mi_assert.stats.claims.ClaimSpec`) and
+the claim is that every criterion holds: an intersection-union test (:func:`~mi_assert.stats.
+composite.all_of`), each member at ``alpha``. The headline is the deciding member, in its own
+units. Verdicts use one-sided bounds from the one bootstrap engine (prompts resampled); the
+statistics are described in :mod:`mi_assert.sae.resample` and docs/sae.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,23 +25,41 @@ from torch import Tensor
 
 from mi_assert.errors import MiAssertInputError, check_finite
 from mi_assert.sae import metrics as M
-from mi_assert.sae.resample import (
-    WeightedBootstrap,
-    bootstrap_auroc,
-    ce_recovered_statistic,
-    dead_fraction_statistic,
-    ratio_of_sums,
-)
-from mi_assert.stats.bootstrap import Alternative, BootstrapResult
-from mi_assert.stats.claims import evaluate_claim, evaluate_family
-from mi_assert.stats.evidence import Evidence, SeedResult, raise_if_failed
+from mi_assert.sae import resample as R
+from mi_assert.stats.bootstrap import Alternative
+from mi_assert.stats.claims import DEFAULT_MIN_UNITS, ClaimSpec, check_threshold
+from mi_assert.stats.composite import all_of
+from mi_assert.stats.evidence import Evidence
+from mi_assert.stats.options import ClaimOptions, check_int_list, claim_options
+from mi_assert.stats.statistic import AUROC, Mean
+from mi_assert.verdict import raise_if_failed
 
 #: checked when assert_sae_reconstruction is given no criterion (see docs/sae.md for why 0.7)
 DEFAULT_MIN_EXPLAINED_VARIANCE = 0.7
 DEFAULT_MIN_MMCS = 0.9
 DEFAULT_MIN_AUROC = 0.9
 
+#: ranges the metrics can take (a threshold outside is refused: it would decide nothing)
+EXPLAINED_VARIANCE_RANGE = (-np.inf, 1.0)
+MSE_RANGE = (0.0, np.inf)
+DEAD_FRACTION_RANGE = (0.0, 1.0)
+AUROC_RANGE = (0.0, 1.0)
+COSINE_RANGE = (-1.0, 1.0)
+
 TokensLike = Tensor | Sequence[Any] | Callable[[int], Any]
+
+RECONSTRUCTION_HINT = (
+    "An SAE that fails reconstruction at its own hook may have been trained on another "
+    "model/hook, or on normalised activations whose scaling was not folded into its weights.")
+RECOVERY_HINT = (
+    "Low MMCS: the decoder directions do not match the true features (too few latents, too "
+    "little training, or the wrong sparsity penalty).")
+FIRES_HINT = (
+    "The latent does not separate the prompts: check the feature index, the hook, and whether "
+    "the concept appears in the positive prompts at all.")
+STEERING_HINT = (
+    "Steering did not move the metric: the latent's decoder direction may not be read by "
+    "anything downstream of the hook, or the scale is too small.")
 
 
 def _as_handle(model: Any) -> Any:
@@ -43,16 +68,14 @@ def _as_handle(model: Any) -> Any:
     return as_handle(model)
 
 
-def _check_alpha(alpha: float) -> None:
-    if not 0 < alpha < 0.5:
-        raise MiAssertInputError(f"alpha must lie in (0, 0.5); got {alpha}")
-
-
-def _check_seeds(seeds: Sequence[int] | int) -> list[int]:
-    out = [seeds] if isinstance(seeds, int) else list(seeds)
-    if not out or not all(isinstance(s, (int, np.integer)) for s in out):
-        raise MiAssertInputError(f"seeds must be a non-empty list of ints; got {seeds!r}")
-    return [int(s) for s in out]
+def _options(seeds: Any, seed: Any, alpha: Any, n_resamples: Any, min_prompts: Any) -> ClaimOptions:
+    """The shared options; ``seed=`` is the single-seed alias of ``seeds=``."""
+    if seed is not None:
+        if seeds is not None:
+            raise MiAssertInputError("give seeds= or its alias seed=, not both")
+        seeds = seed
+    return claim_options(seeds=(0,) if seeds is None else seeds, alpha=alpha,
+                         n_resamples=n_resamples, min_prompts=min_prompts)
 
 
 def _check_hook(handle: Any, sae: Any, hook: str | None) -> str:
@@ -78,274 +101,91 @@ def _sae_check(sae: Any, what: str) -> None:
         )
 
 
-def _family_member_from_rows(
-    claim: str, metric: str, rows: dict[int, Callable[[float], BootstrapResult]],
-    threshold: float, alternative: Alternative,
-) -> Callable[[float], Evidence]:
-    """A Holm family member from per-seed bootstraps (each a function of its level alpha).
+def prompt_ids(tokens: Tensor) -> tuple[tuple[int, ...], ...]:
+    """One id per prompt (its token ids): copies of one prompt are one unit, not several."""
+    return tuple(tuple(int(t) for t in row) for row in tokens.detach().cpu().tolist())
 
-    Every seed must pass (intersection over seeds): the bound is the worst seed's bound.
+
+# ----- reconstruction: measure ------------------------------------------------------------------
+@dataclass(frozen=True)
+class PromptData:
+    """One seed's reconstruction measurements, per prompt (plain arrays; the bootstrap's units).
+
+    ``sum_sq_err``, ``sum_sq_dev``, ``sum_l0`` and ``n_tokens`` are ``[n_prompts]`` sums over
+    the counted tokens of each prompt (BOS left out with ``exclude_bos``) of ``|x - x̂|²``,
+    ``|x - x̄|²`` (``x̄``: the mean over all counted tokens), the number of active latents, and 1.
+    ``fired`` is ``[n_prompts, d_sae]``: whether each latent fired on a counted token of the
+    prompt. ``ce_*`` are per-prompt mean next-token CE losses (clean, SAE spliced in,
+    zero-ablated) over the counted CE positions, or None when not measured. ``units``: one id per
+    prompt (its token ids) or None where every row is its own prompt (activations).
+    ``metrics``: the point values run_evals reports, computed from these same arrays.
     """
 
-    def member(alpha: float) -> Evidence:
-        results = {seed: fn(alpha) for seed, fn in rows.items()}
-        per_seed = [SeedResult.from_bootstrap(seed, res) for seed, res in results.items()]
-        bounds = [r.bound for r in results.values()]
-        bound = min(bounds) if alternative == "greater" else max(bounds)
-        passed = all(s.passed for s in per_seed)
-        return Evidence(
-            claim=claim, metric=metric,
-            estimate=float(np.mean([r.estimate for r in results.values()])),
-            low=float(min(r.low for r in results.values())),
-            high=float(max(r.high for r in results.values())),
-            bound=float(bound), n=int(sum(r.n for r in results.values())),
-            threshold=float(threshold), alpha=float(alpha), alternative=alternative,
-            passed=passed, per_seed=per_seed,
-            details={"p_value": max((r.p_value if r.p_value is not None else 1.0)
-                                    for r in results.values()),
-                     "method": next(iter(results.values())).method},
-        )
+    sum_sq_err: np.ndarray
+    sum_sq_dev: np.ndarray
+    sum_l0: np.ndarray
+    n_tokens: np.ndarray
+    fired: np.ndarray
+    l0_per_token: np.ndarray
+    sq_err_per_token: np.ndarray
+    ce_clean: np.ndarray | None = None
+    ce_sae: np.ndarray | None = None
+    ce_zero: np.ndarray | None = None
+    units: tuple[Hashable, ...] | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
 
-    return member
+    @property
+    def n_prompts(self) -> int:
+        return int(self.sum_sq_err.shape[0])
 
-
-def _mean_member(claim: str, metric: str, rows: dict[int, np.ndarray], threshold: float,
-                 alternative: Alternative, bootstrap_seed: int) -> Callable[[float], Evidence]:
-    def member(alpha: float) -> Evidence:
-        return evaluate_claim(claim, metric, rows, threshold=threshold, alternative=alternative,
-                              alpha=alpha, bootstrap_seed=bootstrap_seed, hist_figure=False)
-
-    return member
+    @property
+    def has_ce(self) -> bool:
+        return self.ce_clean is not None
 
 
-# ----- reconstruction ---------------------------------------------------------------------------
-class _SeedMeasurement:
-    """Everything measured for one seed's prompts."""
+@dataclass(frozen=True)
+class ReconstructionData:
+    """What :func:`measure_sae_reconstruction` measured: per seed, a :class:`PromptData`."""
 
-    def __init__(self, stats: M.ReconstructionSamples, ce: M.CELosses | None, n_prompts: int):
-        self.stats = stats
-        self.ce = ce
-        self.n_prompts = n_prompts
-
-    def per_prompt_mean(self, values: np.ndarray) -> np.ndarray:
-        mask = self.stats.mask
-        counts = mask.sum(1)
-        keep = counts > 0
-        return (np.where(mask, values, 0.0).sum(1)[keep] / counts[keep])
-
-    def per_prompt_sum(self, values: np.ndarray) -> np.ndarray:
-        return np.where(self.stats.mask, values, 0.0).sum(1)
+    per_seed: Mapping[int, PromptData]
+    hook: str | None
+    sae: Mapping[str, Any]
+    model: Mapping[str, Any]
+    exclude_bos: bool = True
+    ce_positions: tuple[int, ...] | None = None
 
 
-def assert_sae_reconstruction(
-    sae: Any,
-    model: Any = None,
-    tokens: TokensLike | None = None,
-    *,
-    activations: Tensor | Callable[[int], Tensor] | None = None,
-    min_explained_variance: float | None = None,
-    max_mse: float | None = None,
-    min_ce_loss_recovered: float | None = None,
-    max_ce_loss_increase: float | None = None,
-    l0_range: tuple[float, float] | None = None,
-    max_dead_fraction: float | None = None,
-    hook: str | None = None,
-    seeds: Sequence[int] | int = (0,),
-    alpha: float = 0.05,
-    exclude_bos: bool = True,
-    ce_positions: Sequence[int] | None = None,
-    n_resamples: int = 2000,
-) -> Evidence:
-    """Claim: the SAE reconstructs the activations at its hook well enough.
+def _prompt_data(stats: M.ReconstructionSamples, ce: M.CELosses | None,
+                 units: tuple[Hashable, ...] | None) -> PromptData:
+    mask = stats.mask
 
-    Give a model and ``tokens`` (a ``[batch, pos]`` tensor, strings if the model has a
-    tokenizer, or a callable ``seed -> tokens`` evaluated for each of ``seeds``), or — without a
-    model — ``activations`` (``[n, d_in]`` or ``[batch, pos, d_in]``, or a callable ``seed ->``
-    those). Criteria (each optional; with none given, ``min_explained_variance=0.7``):
+    def per_prompt(values: np.ndarray) -> np.ndarray:
+        return np.where(mask, values, 0.0).sum(1).astype(np.float64)
 
-    * ``min_explained_variance``: pooled explained variance ``1 - Σ|x - x̂|² / Σ|x - x̄|²``
-      (SAELens ≥ 6's formula; the legacy per-token and per-dimension variants are reported in
-      ``details``). Bootstrap over prompts, recomputing the ratio.
-    * ``max_mse``: mean over tokens of ``|x - x̂|²`` summed over dimensions (SAELens's ``mse``).
-    * ``min_ce_loss_recovered``: ``(CE_zero - CE_sae) / (CE_zero - CE_clean)`` with the SAE's
-      reconstruction spliced in at the hook and a zero-ablation baseline (model needed). The
-      ratio needs CE_zero > CE_clean on the counted positions (``ce_positions``: the predicting
-      positions whose loss counts; default all): where zero-ablating the hook does not hurt
-      the loss the ratio is meaningless and a clear error says so.
-    * ``max_ce_loss_increase``: mean per-prompt ``CE_sae - CE_clean`` (nats).
-    * ``l0_range=(lo, hi)``: mean number of active latents per token lies in ``(lo, hi)``
-      (two members: above ``lo``, below ``hi``).
-    * ``max_dead_fraction``: share of latents that fire on no token (bootstrap over prompts).
-
-    The hook is ``sae.cfg.metadata.hook_name`` unless ``hook`` is given. With ``exclude_bos``
-    (default), positions holding the model's BOS token are neither spliced nor counted, as in
-    SAELens's ``run_evals``. Every criterion is a Holm family member at family level ``alpha``;
-    each seed must pass.
-    """
-    _check_alpha(alpha)
-    _sae_check(sae, "reconstruction")
-    seed_list = _check_seeds(seeds)
-    criteria = {
-        "min_explained_variance": min_explained_variance, "max_mse": max_mse,
-        "min_ce_loss_recovered": min_ce_loss_recovered, "max_ce_loss_increase": max_ce_loss_increase,
-        "l0_range": l0_range, "max_dead_fraction": max_dead_fraction,
+    sum_err, sum_dev, sum_l0 = per_prompt(stats.sq_err), per_prompt(stats.sq_dev), per_prompt(stats.l0)
+    n_tok = mask.sum(1).astype(np.float64)
+    total_dev = float(sum_dev.sum())
+    metrics: dict[str, float] = {
+        "explained_variance": 1.0 - float(sum_err.sum()) / total_dev if total_dev > 0 else float("nan"),
+        "explained_variance_legacy": stats.explained_variance["legacy"],
+        "explained_variance_per_dim": stats.explained_variance["per_dim"],
+        "mse": float(sum_err.sum() / n_tok.sum()),
+        "cosine": stats.cosine,
+        "l2_ratio": stats.l2_ratio,
+        "l0": float(sum_l0.sum() / n_tok.sum()),
+        "dead_fraction": R.dead_fraction(stats.fired),
+        "n_prompts": stats.n_prompts,
+        "n_tokens": stats.n_tokens,
     }
-    if all(v is None for v in criteria.values()):
-        min_explained_variance = DEFAULT_MIN_EXPLAINED_VARIANCE
-        criteria["min_explained_variance"] = min_explained_variance
-    for key in ("min_explained_variance", "max_mse", "min_ce_loss_recovered",
-                "max_ce_loss_increase", "max_dead_fraction"):
-        value = criteria[key]
-        if value is not None and not (isinstance(value, (int, float)) and np.isfinite(value)):
-            raise MiAssertInputError(f"{key} must be a finite number; got {value!r}")
-    if l0_range is not None:
-        if (not isinstance(l0_range, (tuple, list)) or len(l0_range) != 2
-                or not l0_range[0] < l0_range[1]):
-            raise MiAssertInputError(f"l0_range must be (low, high) with low < high; got {l0_range!r}")
-    needs_model = min_ce_loss_recovered is not None or max_ce_loss_increase is not None
-
-    if (model is None) == (activations is None):
-        raise MiAssertInputError(
-            "give either a model and tokens (the SAE is spliced in at its hook) or activations= "
-            "(a tensor [n, d_in] / [batch, pos, d_in]) without a model"
-        )
-    handle = None
-    hook_name = hook
-    if model is not None:
-        if tokens is None:
-            raise MiAssertInputError("tokens are required with a model: a [batch, pos] tensor of ids")
-        handle = _as_handle(model)
-        hook_name = _check_hook(handle, sae, hook)
-    elif needs_model:
-        raise MiAssertInputError(
-            "min_ce_loss_recovered / max_ce_loss_increase splice the SAE into a model: pass "
-            "model= and tokens= instead of activations="
-        )
-
-    def measure(seed: int) -> _SeedMeasurement:
-        if handle is not None:
-            toks = tokens(seed) if callable(tokens) else tokens
-            toks = handle.to_tokens(toks)
-            stats, ce = M.measure_on_model(handle, sae, toks, hook_name, with_ce=needs_model,  # type: ignore[arg-type]
-                                           exclude_bos=exclude_bos, ce_positions=ce_positions)
-            if ce is not None and min_ce_loss_recovered is not None:
-                _check_ce_baseline(ce, seed)
-            return _SeedMeasurement(stats, ce, int(toks.shape[0]))
-        acts = _check_activations(activations(seed) if callable(activations) else activations)
-        feats, recon = M.sae_forward(sae, acts)
-        stats = M.reconstruction_samples(acts, feats, recon)
-        return _SeedMeasurement(stats, None, stats.n_prompts)
-
-    # fixed tokens/activations: one measurement serves every seed (only the bootstrap differs)
-    per_seed_data = callable(tokens) if handle is not None else callable(activations)
-    shared = None if per_seed_data else measure(seed_list[0])
-    measured = {seed: shared if shared is not None else measure(seed) for seed in seed_list}
-
-    members: list[Callable[[float], Evidence]] = []
-
-    def weighted_rows(make: Callable[[_SeedMeasurement], tuple[Any, int]],
-                      threshold: float, alternative: Alternative, method: str = "BCa"
-                      ) -> dict[int, Callable[[float], BootstrapResult]]:
-        rows: dict[int, Callable[[float], BootstrapResult]] = {}
-        for seed, m in measured.items():
-            statistic, n_units = make(m)
-            boot = WeightedBootstrap(statistic, n_units, n_resamples=n_resamples, seed=seed,
-                                     method=method)
-            rows[seed] = (lambda a, b=boot: b.result(threshold, alternative, a))
-        return rows
-
-    if min_explained_variance is not None:
-        rows = weighted_rows(lambda m: (ratio_of_sums(m.per_prompt_sum(m.stats.sq_err),
-                                                      m.per_prompt_sum(m.stats.sq_dev),
-                                                      one_minus=True), m.stats.n_prompts),
-                             float(min_explained_variance), "greater")
-        members.append(_family_member_from_rows(
-            f"explained variance > {min_explained_variance}", "explained variance (pooled)",
-            rows, float(min_explained_variance), "greater"))
-    if max_mse is not None:
-        members.append(_mean_member(
-            f"MSE < {max_mse}", "MSE (sum over dims, mean over tokens)",
-            {s: m.per_prompt_mean(m.stats.sq_err) for s, m in measured.items()},
-            float(max_mse), "less", seed_list[0]))
-    if min_ce_loss_recovered is not None:
-        rows = weighted_rows(lambda m: (ce_recovered_statistic(m.ce.clean, m.ce.sae, m.ce.zero),  # type: ignore[union-attr]
-                                        len(m.ce.clean)),  # type: ignore[union-attr]
-                             float(min_ce_loss_recovered), "greater")
-        members.append(_family_member_from_rows(
-            f"CE loss recovered > {min_ce_loss_recovered}", "CE loss recovered", rows,
-            float(min_ce_loss_recovered), "greater"))
-    if max_ce_loss_increase is not None:
-        members.append(_mean_member(
-            f"CE loss increase < {max_ce_loss_increase}", "CE loss increase (nats)",
-            {s: m.ce.sae - m.ce.clean for s, m in measured.items()},  # type: ignore[union-attr]
-            float(max_ce_loss_increase), "less", seed_list[0]))
-    if l0_range is not None:
-        l0_rows = {s: m.per_prompt_mean(m.stats.l0) for s, m in measured.items()}
-        members.append(_mean_member(f"L0 > {l0_range[0]}", "L0 (active latents per token)",
-                                    l0_rows, float(l0_range[0]), "greater", seed_list[0]))
-        members.append(_mean_member(f"L0 < {l0_range[1]}", "L0 (active latents per token)",
-                                    l0_rows, float(l0_range[1]), "less", seed_list[0]))
-    if max_dead_fraction is not None:
-        # percentile, not BCa: see WeightedBootstrap (the dead fraction's resamples only rise)
-        rows = weighted_rows(lambda m: (dead_fraction_statistic(m.stats.fired), m.stats.n_prompts),
-                             float(max_dead_fraction), "less", method="percentile")
-        members.append(_family_member_from_rows(
-            f"dead fraction < {max_dead_fraction}", "dead latent fraction", rows,
-            float(max_dead_fraction), "less"))
-
-    first = measured[seed_list[0]]
-    details: dict[str, Any] = {
-        "explained_variance (pooled, SAELens>=6)": _mean_over(measured, lambda m: m.stats.explained_variance["pooled"]),
-        "explained_variance_legacy (per-token mean)": _mean_over(measured, lambda m: m.stats.explained_variance["legacy"]),
-        "explained_variance_per_dim (sklearn)": _mean_over(measured, lambda m: m.stats.explained_variance["per_dim"]),
-        "cosine(x, x_hat)": _mean_over(measured, lambda m: m.stats.cosine),
-        "l2_ratio |x_hat|/|x|": _mean_over(measured, lambda m: m.stats.l2_ratio),
-        "l0": _mean_over(measured, lambda m: float(m.stats.l0[m.stats.mask].mean())),
-        "dead_fraction": _mean_over(measured, lambda m: float(1 - m.stats.fired.any(0).mean())),
-        "n_prompts": first.stats.n_prompts, "n_tokens": first.stats.n_tokens,
-    }
-    if needs_model:
-        details.update({
-            "ce_clean": _mean_over(measured, lambda m: float(m.ce.clean.mean())),  # type: ignore[union-attr]
-            "ce_with_sae": _mean_over(measured, lambda m: float(m.ce.sae.mean())),  # type: ignore[union-attr]
-            "ce_zero_ablated": _mean_over(measured, lambda m: float(m.ce.zero.mean())),  # type: ignore[union-attr]
-        })
-    settings: dict[str, Any] = {**M.describe_sae(sae, hook_name), "seeds": seed_list,
-                                "exclude_bos": exclude_bos, "n_resamples": n_resamples}
-    if ce_positions is not None:
-        settings["ce_positions"] = list(ce_positions)
-    model_info = handle.describe() if handle is not None else {"spec": "activations (no model)"}
-    figures = {
-        "l0": {"kind": "hist", "data": first.stats.l0[first.stats.mask], "xlabel": "active latents per token",
-               "ylabel": "tokens", "title": "SAE L0 per token"},
-        "sq_err": {"kind": "hist", "data": first.stats.sq_err[first.stats.mask],
-                   "xlabel": "|x - x_hat|^2", "ylabel": "tokens", "title": "reconstruction error per token"},
-    }
-    evidence = evaluate_family(
-        members, alpha=alpha, claim=f"SAE reconstructs {hook_name or 'the activations'}",
-        metric="reconstruction criteria", settings=settings, model_info=model_info,
-        details=details, figures=figures,
-    )
-    evidence.details.update(details)
-    return raise_if_failed(evidence, hint=(
-        "An SAE that fails reconstruction at its own hook may have been trained on another "
-        "model/hook, or on normalised activations whose scaling was not folded into its weights."))
-
-
-def _check_ce_baseline(ce: M.CELosses, seed: int) -> None:
-    gap = float(ce.zero.mean() - ce.clean.mean())
-    if gap <= 0:
-        raise MiAssertInputError(
-            f"CE loss recovered is undefined here (seed {seed}): zero-ablating the hook gives CE "
-            f"{ce.zero.mean():.4f}, no worse than the clean model's {ce.clean.mean():.4f}, so the "
-            "ratio (CE_zero - CE_sae) / (CE_zero - CE_clean) has no meaningful denominator. Count "
-            "only positions where the model uses the hook (ce_positions=..., e.g. the second "
-            "half of repeated-token prompts) or use max_ce_loss_increase"
-        )
-
-
-def _mean_over(measured: dict[int, _SeedMeasurement], fn: Callable[[_SeedMeasurement], float]) -> float:
-    return round(float(np.mean([fn(m) for m in measured.values()])), 6)
+    if ce is not None:
+        metrics.update(ce_clean=float(ce.clean.mean()), ce_sae=float(ce.sae.mean()),
+                       ce_zero_ablated=float(ce.zero.mean()), ce_loss_recovered=ce.recovered(),
+                       ce_loss_increase=float((ce.sae - ce.clean).mean()))
+    return PromptData(
+        sum_sq_err=sum_err, sum_sq_dev=sum_dev, sum_l0=sum_l0, n_tokens=n_tok, fired=stats.fired,
+        l0_per_token=stats.l0[mask], sq_err_per_token=stats.sq_err[mask],
+        ce_clean=None if ce is None else ce.clean, ce_sae=None if ce is None else ce.sae,
+        ce_zero=None if ce is None else ce.zero, units=units, metrics=metrics)
 
 
 def _check_activations(acts: Any) -> Tensor:
@@ -366,45 +206,383 @@ def _check_activations(acts: Any) -> Tensor:
     return acts
 
 
+def measure_sae_reconstruction(
+    sae: Any,
+    model: Any = None,
+    tokens: TokensLike | None = None,
+    *,
+    activations: Tensor | Callable[[int], Tensor] | None = None,
+    hook: str | None = None,
+    seeds: Sequence[int] | int = (0,),
+    exclude_bos: bool = True,
+    ce_positions: Sequence[int] | None = None,
+    with_ce: bool | None = None,
+) -> ReconstructionData:
+    """Measure an SAE's reconstruction per prompt, for each seed (no verdict).
+
+    Give a model and ``tokens`` (a ``[batch, pos]`` tensor, strings if the model has a
+    tokenizer, or a callable ``seed -> tokens``), or ``activations`` without a model (``[n, d_in]``:
+    each row its own prompt, or ``[batch, pos, d_in]``; or a callable ``seed ->`` those).
+    ``with_ce`` (default: when a model is given) splices the SAE in to measure the CE losses.
+    Fixed tokens or activations are measured once and serve every seed (seeds then differ only
+    in the bootstrap); a callable is measured per seed.
+    """
+    _sae_check(sae, "reconstruction")
+    seed_list = check_int_list(seeds, "seeds")
+    assert seed_list is not None
+    if (model is None) == (activations is None):
+        raise MiAssertInputError(
+            "give either a model and tokens (the SAE is spliced in at its hook) or activations= "
+            "(a tensor [n, d_in] / [batch, pos, d_in]) without a model"
+        )
+    handle = None
+    hook_name = hook
+    if model is not None:
+        if tokens is None:
+            raise MiAssertInputError("tokens are required with a model: a [batch, pos] tensor of ids")
+        handle = _as_handle(model)
+        hook_name = _check_hook(handle, sae, hook)
+    with_ce = handle is not None if with_ce is None else bool(with_ce)
+    if with_ce and handle is None:
+        raise MiAssertInputError(
+            "min_ce_loss_recovered / max_ce_loss_increase splice the SAE into a model: pass "
+            "model= and tokens= instead of activations="
+        )
+    positions = None if ce_positions is None else tuple(int(p) for p in ce_positions)
+
+    def measure(seed: int) -> PromptData:
+        if handle is not None:
+            toks = handle.to_tokens(tokens(seed) if callable(tokens) else tokens)
+            stats, ce = M.measure_on_model(handle, sae, toks, hook_name, with_ce=with_ce,  # type: ignore[arg-type]
+                                           exclude_bos=exclude_bos, ce_positions=positions)
+            return _prompt_data(stats, ce, prompt_ids(toks))
+        acts = _check_activations(activations(seed) if callable(activations) else activations)
+        feats, recon = M.sae_forward(sae, acts)
+        return _prompt_data(M.reconstruction_samples(acts, feats, recon), None, None)
+
+    per_seed_data = callable(tokens) if handle is not None else callable(activations)
+    shared = None if per_seed_data else measure(seed_list[0])
+    per_seed = {seed: shared if shared is not None else measure(seed) for seed in seed_list}
+    return ReconstructionData(
+        per_seed=per_seed, hook=hook_name, sae=M.describe_sae(sae, hook_name),
+        model=handle.describe() if handle is not None else {"spec": "activations (no model)"},
+        exclude_bos=exclude_bos, ce_positions=positions)
+
+
+# ----- reconstruction: judge --------------------------------------------------------------------
+def _criterion(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value):
+        raise MiAssertInputError(f"{name} must be a finite number; got {value!r}")
+    return float(value)
+
+
+def _check_ce_baseline(data: PromptData, seed: int) -> None:
+    assert data.ce_clean is not None and data.ce_zero is not None
+    zero, clean = float(data.ce_zero.mean()), float(data.ce_clean.mean())
+    if zero - clean <= 0:
+        raise MiAssertInputError(
+            f"CE loss recovered is undefined here (seed {seed}): zero-ablating the hook gives CE "
+            f"{zero:.4f}, no worse than the clean model's {clean:.4f}, so the ratio "
+            "(CE_zero - CE_sae) / (CE_zero - CE_clean) has no meaningful denominator. Count only "
+            "positions where the model uses the hook (ce_positions=..., e.g. the second half of "
+            "repeated-token prompts) or use max_ce_loss_increase"
+        )
+
+
+def _check_variance(data: PromptData, seed: int) -> None:
+    if not float(data.sum_sq_dev.sum()) > 0:
+        raise MiAssertInputError(
+            f"explained variance is undefined here (seed {seed}): the counted activations do not "
+            "vary (every token equals their mean), so there is no variance to explain")
+
+
+def _mean_over(data: ReconstructionData, key: str) -> float:
+    return round(float(np.mean([d.metrics[key] for d in data.per_seed.values()])), 6)
+
+
+def reconstruction_evidence(
+    data: ReconstructionData,
+    *,
+    min_explained_variance: float | None = None,
+    max_mse: float | None = None,
+    min_ce_loss_recovered: float | None = None,
+    max_ce_loss_increase: float | None = None,
+    l0_range: tuple[float, float] | None = None,
+    max_dead_fraction: float | None = None,
+    alpha: float = 0.05,
+    n_resamples: int = 2000,
+    min_prompts: int = DEFAULT_MIN_UNITS,
+) -> Evidence:
+    """Judge measured reconstruction data (see :func:`check_sae_reconstruction`)."""
+    opts = claim_options(seeds=list(data.per_seed), alpha=alpha, n_resamples=n_resamples,
+                         min_prompts=min_prompts)
+    d_sae = float(data.sae["sae_d_sae"])
+    crit = _reconstruction_criteria(min_explained_variance, max_mse, min_ce_loss_recovered,
+                                    max_ce_loss_increase, l0_range, max_dead_fraction, d_sae)
+    needs_ce = "min_ce_loss_recovered" in crit or "max_ce_loss_increase" in crit
+    for seed, d in data.per_seed.items():
+        if needs_ce and not d.has_ce:
+            raise MiAssertInputError(
+                "min_ce_loss_recovered / max_ce_loss_increase splice the SAE into a model: pass "
+                "model= and tokens= (measured with_ce=True)")
+        if "min_ce_loss_recovered" in crit:
+            _check_ce_baseline(d, seed)
+        if "min_explained_variance" in crit:
+            _check_variance(d, seed)
+
+    def spec(claim: str, metric: str, make: Callable[[PromptData], Any], threshold: float,
+             alternative: Alternative, value_range: tuple[float, float] | None,
+             settings: Mapping[str, Any] | None = None) -> ClaimSpec:
+        return ClaimSpec(
+            claim=claim, metric=metric,
+            samples={seed: make(d) for seed, d in data.per_seed.items()},
+            threshold=threshold, alternative=alternative, n_resamples=opts.n_resamples,
+            min_units=opts.min_prompts, value_range=value_range, unit="prompts",
+            settings=dict(settings or {}), hist_figure=False)
+
+    members: list[ClaimSpec] = []
+    if "min_explained_variance" in crit:
+        t = crit["min_explained_variance"]
+        members.append(spec(
+            f"explained variance > {t:g}", "explained variance (pooled)",
+            lambda d: R.explained_variance(d.sum_sq_err, d.sum_sq_dev, units=d.units),
+            t, "greater", EXPLAINED_VARIANCE_RANGE))
+    if "max_mse" in crit:
+        t = crit["max_mse"]
+        members.append(spec(
+            f"MSE < {t:g}", "MSE (sum over dims, mean over tokens)",
+            lambda d: R.token_mean(d.sum_sq_err, d.n_tokens, units=d.units),
+            t, "less", MSE_RANGE))
+    if "min_ce_loss_recovered" in crit:
+        t = crit["min_ce_loss_recovered"]
+        members.append(spec(
+            f"CE loss recovered > {t:g}", "CE loss recovered",
+            lambda d: R.ce_loss_recovered(d.ce_clean, d.ce_sae, d.ce_zero, units=d.units),
+            t, "greater", None))
+    if "max_ce_loss_increase" in crit:
+        t = crit["max_ce_loss_increase"]
+        members.append(spec(
+            f"CE loss increase < {t:g}", "CE loss increase (nats)",
+            lambda d: Mean(np.asarray(d.ce_sae) - np.asarray(d.ce_clean), units=d.units),
+            t, "less", None))
+    if "l0_low" in crit:
+        lo, hi = crit["l0_low"], crit["l0_high"]
+        for t, alt, rel in ((lo, "greater", ">"), (hi, "less", "<")):
+            members.append(spec(
+                f"L0 {rel} {t:g}", "L0 (active latents per token)",
+                lambda d: R.token_mean(d.sum_l0, d.n_tokens, units=d.units),
+                t, alt, (0.0, d_sae)))  # type: ignore[arg-type]
+    if "max_dead_fraction" in crit:
+        t = crit["max_dead_fraction"]
+        members.append(spec(
+            f"dead fraction < {t:g}", "dead latent fraction",
+            lambda d: R.dead_fraction_bound(d.fired, units=d.units),
+            t, "less", DEAD_FRACTION_RANGE, settings={"interval": R.DEAD_FRACTION_BOUND}))
+
+    first = next(iter(data.per_seed.values()))
+    details: dict[str, Any] = {
+        "explained_variance (pooled, SAELens>=6)": _mean_over(data, "explained_variance"),
+        "explained_variance_legacy (per-token mean)": _mean_over(data, "explained_variance_legacy"),
+        "explained_variance_per_dim (sklearn)": _mean_over(data, "explained_variance_per_dim"),
+        "mse": _mean_over(data, "mse"),
+        "cosine(x, x_hat)": _mean_over(data, "cosine"),
+        "l2_ratio |x_hat|/|x|": _mean_over(data, "l2_ratio"),
+        "l0": _mean_over(data, "l0"),
+        "dead_fraction": _mean_over(data, "dead_fraction"),
+        "n_prompts": first.n_prompts, "n_tokens": int(first.metrics["n_tokens"]),
+    }
+    if all(d.has_ce for d in data.per_seed.values()):
+        details.update({
+            "ce_clean": _mean_over(data, "ce_clean"),
+            "ce_with_sae": _mean_over(data, "ce_sae"),
+            "ce_zero_ablated": _mean_over(data, "ce_zero_ablated"),
+        })
+    settings: dict[str, Any] = {**data.sae, "seeds": list(opts.seeds),
+                                "n_resamples": opts.n_resamples, "min_prompts": opts.min_prompts}
+    if data.model.get("spec") != "activations (no model)":
+        settings["exclude_bos"] = data.exclude_bos
+    if data.ce_positions is not None:
+        settings["ce_positions"] = list(data.ce_positions)
+    figures = {
+        "l0": {"kind": "hist", "data": first.l0_per_token, "xlabel": "active latents per token",
+               "ylabel": "tokens", "title": "SAE L0 per token"},
+        "sq_err": {"kind": "hist", "data": first.sq_err_per_token, "xlabel": "|x - x_hat|^2",
+                   "ylabel": "tokens", "title": "reconstruction error per token"},
+    }
+    return all_of(members, claim=f"SAE reconstructs {data.hook or 'the activations'}",
+                  alpha=opts.alpha, settings=settings, model_info=dict(data.model),
+                  details=details, figures=figures)
+
+
+def _reconstruction_criteria(min_explained_variance: Any, max_mse: Any, min_ce_loss_recovered: Any,
+                             max_ce_loss_increase: Any, l0_range: Any, max_dead_fraction: Any,
+                             d_sae: float) -> dict[str, float]:
+    """Validated criteria (thresholds range-checked); with none given, explained variance 0.7."""
+    given = {"min_explained_variance": min_explained_variance, "max_mse": max_mse,
+             "min_ce_loss_recovered": min_ce_loss_recovered,
+             "max_ce_loss_increase": max_ce_loss_increase, "max_dead_fraction": max_dead_fraction}
+    if l0_range is None and all(v is None for v in given.values()):
+        given["min_explained_variance"] = DEFAULT_MIN_EXPLAINED_VARIANCE
+    ranges: dict[str, tuple[Alternative, tuple[float, float] | None, str]] = {
+        "min_explained_variance": ("greater", EXPLAINED_VARIANCE_RANGE, "explained variance"),
+        "max_mse": ("less", MSE_RANGE, "MSE"),
+        "min_ce_loss_recovered": ("greater", None, "CE loss recovered"),
+        "max_ce_loss_increase": ("less", None, "CE loss increase"),
+        "max_dead_fraction": ("less", DEAD_FRACTION_RANGE, "dead latent fraction"),
+    }
+    out: dict[str, float] = {}
+    for key, value in given.items():
+        if value is None:
+            continue
+        alternative, value_range, metric = ranges[key]
+        try:
+            out[key] = check_threshold(_criterion(key, value), alternative, value_range, metric)
+        except MiAssertInputError as exc:
+            raise MiAssertInputError(f"{key}: {exc}") from exc
+    if l0_range is not None:
+        if (not isinstance(l0_range, (tuple, list)) or len(l0_range) != 2
+                or not all(isinstance(v, (int, float, np.integer, np.floating))
+                           and not isinstance(v, bool) and np.isfinite(v) for v in l0_range)
+                or not l0_range[0] < l0_range[1]):
+            raise MiAssertInputError(f"l0_range must be (low, high) with low < high; got {l0_range!r}")
+        try:
+            out["l0_low"] = check_threshold(float(l0_range[0]), "greater", (0.0, d_sae), "L0")
+            out["l0_high"] = check_threshold(float(l0_range[1]), "less", (0.0, d_sae), "L0")
+        except MiAssertInputError as exc:
+            raise MiAssertInputError(f"l0_range: {exc}") from exc
+    return out
+
+
+def check_sae_reconstruction(
+    sae: Any,
+    model: Any = None,
+    tokens: TokensLike | None = None,
+    *,
+    activations: Tensor | Callable[[int], Tensor] | None = None,
+    min_explained_variance: float | None = None,
+    max_mse: float | None = None,
+    min_ce_loss_recovered: float | None = None,
+    max_ce_loss_increase: float | None = None,
+    l0_range: tuple[float, float] | None = None,
+    max_dead_fraction: float | None = None,
+    hook: str | None = None,
+    seeds: Sequence[int] | int = (0,),
+    alpha: float = 0.05,
+    exclude_bos: bool = True,
+    ce_positions: Sequence[int] | None = None,
+    n_resamples: int = 2000,
+    min_prompts: int = DEFAULT_MIN_UNITS,
+) -> Evidence:
+    """The reconstruction claim's evidence, without raising on a failed claim.
+
+    Criteria (each optional; with none given, ``min_explained_variance=0.7``), each a member:
+
+    * ``min_explained_variance``: pooled explained variance ``1 - Σ|x - x̂|² / Σ|x - x̄|²``
+      (SAELens ≥ 6's formula; the legacy per-token and per-dimension variants are reported in
+      ``details``), a ratio of means over prompts (BCa). Thresholds must be below 1.
+    * ``max_mse``: mean over tokens of ``|x - x̂|²`` summed over dimensions (SAELens's ``mse``).
+    * ``min_ce_loss_recovered``: ``(CE_zero - CE_sae) / (CE_zero - CE_clean)`` with the SAE's
+      reconstruction spliced in at the hook and a zero-ablation baseline (model needed). The
+      ratio needs CE_zero > CE_clean on the counted positions (``ce_positions``: the predicting
+      positions whose loss counts; default all): where zero-ablating the hook does not hurt
+      the loss the ratio is meaningless and a clear error says so.
+    * ``max_ce_loss_increase``: mean per-prompt ``CE_sae - CE_clean`` (nats).
+    * ``l0_range=(lo, hi)``: mean number of active latents per token lies in ``(lo, hi)``
+      (two members: above ``lo``, below ``hi``; both within ``[0, d_sae]``).
+    * ``max_dead_fraction``: share of latents that fire on no counted token. Its bound is exact
+      (no bootstrap): a latent that fires on a sampled prompt is not dead, so the sample's dead
+      fraction bounds the population's from above (a zero-width interval, ``n`` = prompts).
+
+    Every member must pass at ``alpha`` (intersection-union); each seed must pass. The headline
+    is the deciding member (its metric, estimate, interval, bound, threshold and ``n``). Tokens
+    are the units: copies of one prompt count once, and each seed needs ``min_prompts`` distinct
+    prompts. See :func:`measure_sae_reconstruction` for the inputs.
+    """
+    opts = claim_options(seeds=seeds, alpha=alpha, n_resamples=n_resamples, min_prompts=min_prompts)
+    _sae_check(sae, "reconstruction")
+    _reconstruction_criteria(min_explained_variance, max_mse, min_ce_loss_recovered,
+                             max_ce_loss_increase, l0_range, max_dead_fraction,
+                             float(sae.cfg.d_sae))
+    needs_ce = min_ce_loss_recovered is not None or max_ce_loss_increase is not None
+    if needs_ce and model is None and activations is not None:
+        raise MiAssertInputError(
+            "min_ce_loss_recovered / max_ce_loss_increase splice the SAE into a model: pass "
+            "model= and tokens= instead of activations="
+        )
+    data = measure_sae_reconstruction(
+        sae, model, tokens, activations=activations, hook=hook, seeds=opts.seeds,
+        exclude_bos=exclude_bos, ce_positions=ce_positions, with_ce=needs_ce)
+    return reconstruction_evidence(
+        data, min_explained_variance=min_explained_variance, max_mse=max_mse,
+        min_ce_loss_recovered=min_ce_loss_recovered, max_ce_loss_increase=max_ce_loss_increase,
+        l0_range=l0_range, max_dead_fraction=max_dead_fraction, alpha=opts.alpha,
+        n_resamples=opts.n_resamples, min_prompts=opts.min_prompts)
+
+
+def assert_sae_reconstruction(sae: Any, model: Any = None, tokens: TokensLike | None = None,
+                              **kwargs: Any) -> Evidence:
+    """Claim: the SAE reconstructs the activations at its hook well enough.
+
+    :func:`check_sae_reconstruction` (same arguments) followed by
+    :func:`mi_assert.verdict.raise_if_failed`: returns the evidence when every criterion holds,
+    raises ``ClaimFailed`` with the evidence table otherwise.
+    """
+    __tracebackhide__ = True
+    return raise_if_failed(check_sae_reconstruction(sae, model, tokens, **kwargs),
+                           hint=RECONSTRUCTION_HINT)
+
+
 # ----- feature recovery -------------------------------------------------------------------------
-def assert_feature_recovery(
+def check_feature_recovery(
     sae: Any,
     true_features: Any,
     min_mmcs: float = DEFAULT_MIN_MMCS,
     *,
     alpha: float = 0.05,
-    seed: int = 0,
+    seeds: Sequence[int] | int | None = None,
+    seed: int | None = None,
     n_resamples: int = 2000,
+    min_features: int = DEFAULT_MIN_UNITS,
 ) -> Evidence:
-    """Claim: the SAE's decoder recovers known features.
-
-    MMCS (mean max cosine similarity): for each true feature (a row of ``true_features``,
-    ``[n_features, d]``, or an object with ``.features``), the largest cosine similarity with any
-    decoder direction; the claim is that their mean exceeds ``min_mmcs``, bootstrapping over
-    features. This is a claim about the dictionary only: an SAE whose decoder rows are permuted
-    recovers the same directions (and fails reconstruction instead).
-    """
-    _check_alpha(alpha)
+    """The feature-recovery claim's evidence (see :func:`assert_feature_recovery`), not raising."""
+    opts = _options(seeds, seed, alpha, n_resamples, min_features)
     M.check_is_sae(sae)
-    feats = getattr(true_features, "features", true_features)
-    feats = torch.as_tensor(feats)
+    metric = "max cosine similarity per feature (MMCS)"
+    threshold = check_threshold(_criterion("min_mmcs", min_mmcs), "greater", COSINE_RANGE, metric)
+    feats = torch.as_tensor(getattr(true_features, "features", true_features))
     if feats.ndim != 2 or feats.shape[0] < 2:
         raise MiAssertInputError(
             f"true_features must be [n_features >= 2, d]; got shape {tuple(feats.shape)}"
         )
-    per_feature = M.max_cosine_per_feature(sae, feats).numpy()
+    per_feature = M.max_cosine_per_feature(sae, feats).double().numpy()
     recovered = {f"share of features with max cos > {c}": round(float((per_feature > c).mean()), 4)
                  for c in (0.5, 0.8, 0.9, 0.99)}
-    evidence = evaluate_claim(
-        f"SAE decoder recovers {feats.shape[0]} true features", "max cosine similarity per feature (MMCS)",
-        {seed: per_feature}, threshold=float(min_mmcs), alternative="greater", alpha=alpha,
-        n_resamples=n_resamples, bootstrap_seed=seed,
-        settings={**M.describe_sae(sae), "n_true_features": int(feats.shape[0])},
-        model_info={"spec": "SAE dictionary (no model)"}, details=recovered,
-    )
-    return raise_if_failed(evidence, hint=(
-        "Low MMCS: the decoder directions do not match the true features (too few latents, "
-        "too little training, or the wrong sparsity penalty)."))
+    spec = ClaimSpec(
+        claim=f"SAE decoder recovers {feats.shape[0]} true features", metric=metric,
+        samples={s: Mean(per_feature, unit="features") for s in opts.seeds},
+        threshold=threshold, alternative="greater", n_resamples=opts.n_resamples,
+        min_units=opts.min_prompts, value_range=COSINE_RANGE, unit="features",
+        settings={**M.describe_sae(sae), "n_true_features": int(feats.shape[0]),
+                  "seeds": list(opts.seeds), "n_resamples": opts.n_resamples},
+        model_info={"spec": "SAE dictionary (no model)"}, details=recovered)
+    return spec.evaluate(opts.alpha)
+
+
+def assert_feature_recovery(sae: Any, true_features: Any, min_mmcs: float = DEFAULT_MIN_MMCS,
+                            **kwargs: Any) -> Evidence:
+    """Claim: the SAE's decoder recovers known features.
+
+    MMCS (mean max cosine similarity): for each true feature (a row of ``true_features``,
+    ``[n_features, d]``, or an object with ``.features``), the largest cosine similarity with any
+    decoder direction; the claim is that their mean exceeds ``min_mmcs`` (in ``[-1, 1)``),
+    bootstrapping over features (at least ``min_features``). This is a claim about the dictionary
+    only: an SAE whose decoder rows are permuted recovers the same directions (and fails
+    reconstruction instead). Options: ``alpha``, ``seeds`` (alias ``seed``), ``n_resamples``.
+    """
+    __tracebackhide__ = True
+    return raise_if_failed(check_feature_recovery(sae, true_features, min_mmcs, **kwargs),
+                           hint=RECOVERY_HINT)
 
 
 # ----- feature firing ---------------------------------------------------------------------------
@@ -432,7 +610,7 @@ def _check_feature(sae: Any, feature: int) -> int:
     return int(feature)
 
 
-def assert_feature_fires(
+def check_feature_fires(
     sae: Any,
     model: Any,
     positive: TokensLike,
@@ -443,50 +621,67 @@ def assert_feature_fires(
     *,
     position: int | None = None,
     alpha: float = 0.05,
-    seed: int = 0,
+    seeds: Sequence[int] | int | None = None,
+    seed: int | None = None,
     n_resamples: int = 2000,
+    min_prompts: int = DEFAULT_MIN_UNITS,
 ) -> Evidence:
-    """Claim: latent ``feature`` separates prompts with a concept (``positive``) from controls.
-
-    Score per prompt: the latent's activation, max over positions (BOS left out) or at
-    ``position``. AUROC (Mann-Whitney, ties count half) with a stratified bootstrap over
-    prompts; passes when the one-sided lower bound exceeds ``min_auroc``.
-    """
-    _check_alpha(alpha)
+    """The feature-firing claim's evidence (see :func:`assert_feature_fires`), not raising."""
+    opts = _options(seeds, seed, alpha, n_resamples, min_prompts)
     M.check_is_sae(sae)
     feature = _check_feature(sae, feature)
+    metric = "AUROC (positive vs negative prompts)"
+    threshold = check_threshold(_criterion("min_auroc", min_auroc), "greater", AUROC_RANGE, metric)
     handle = _as_handle(model)
     hook_name = _check_hook(handle, sae, hook)
     pos_tokens = handle.to_tokens(positive)
     neg_tokens = handle.to_tokens(negative)
+    if pos_tokens.shape[0] < 2 or neg_tokens.shape[0] < 2:
+        raise MiAssertInputError(
+            f"AUROC needs at least 2 positive and 2 negative prompts; got {pos_tokens.shape[0]} "
+            f"and {neg_tokens.shape[0]}")
     pos = feature_scores(handle, sae, pos_tokens, feature, hook_name, position)
     neg = feature_scores(handle, sae, neg_tokens, feature, hook_name, position)
-    res = bootstrap_auroc(pos, neg, threshold=float(min_auroc), alpha=alpha,
-                          n_resamples=n_resamples, seed=seed)
-    evidence = Evidence(
-        claim=f"SAE latent {feature} at {hook_name} fires on the positive prompts",
-        metric="AUROC (positive vs negative prompts)", estimate=res.estimate, low=res.low,
-        high=res.high, bound=res.bound, n=res.n, threshold=float(min_auroc), alpha=alpha,
-        alternative="greater", passed=res.passes(),
-        per_seed=[SeedResult.from_bootstrap(seed, res)],
+    stat = AUROC(pos, neg, positive_units=prompt_ids(pos_tokens),
+                 negative_units=prompt_ids(neg_tokens))
+    spec = ClaimSpec(
+        claim=f"SAE latent {feature} at {hook_name} fires on the positive prompts", metric=metric,
+        samples={s: stat for s in opts.seeds}, threshold=threshold, alternative="greater",
+        n_resamples=opts.n_resamples, min_units=opts.min_prompts, value_range=AUROC_RANGE,
         settings={**M.describe_sae(sae, hook_name), "feature": feature,
                   "score": "max over positions" if position is None else f"position {position}",
-                  "n_resamples": n_resamples},
-        model=handle.describe(),
-        details={"p_value": res.p_value, "method": res.method, "n_positive": int(pos.size),
-                 "n_negative": int(neg.size), "mean_activation_positive": round(float(pos.mean()), 6),
+                  "seeds": list(opts.seeds), "n_resamples": opts.n_resamples,
+                  "interval": "bootstrap over prompts, positives and negatives resampled apart "
+                              "(percentile)"},
+        model_info=handle.describe(),
+        details={"n_positive": int(pos.size), "n_negative": int(neg.size),
+                 "mean_activation_positive": round(float(pos.mean()), 6),
                  "mean_activation_negative": round(float(neg.mean()), 6)},
         figures={"activations": {"kind": "hist", "data": [pos, neg], "labels": ["positive", "negative"],
                                  "xlabel": f"latent {feature} activation", "ylabel": "prompts",
                                  "title": f"latent {feature}: positive vs negative prompts"}},
-    )
-    return raise_if_failed(evidence, hint=(
-        "The latent does not separate the prompts: check the feature index, the hook, and "
-        "whether the concept appears in the positive prompts at all."))
+        hist_figure=False)
+    return spec.evaluate(opts.alpha)
+
+
+def assert_feature_fires(sae: Any, model: Any, positive: TokensLike, negative: TokensLike,
+                         feature: int, min_auroc: float = DEFAULT_MIN_AUROC,
+                         hook: str | None = None, **kwargs: Any) -> Evidence:
+    """Claim: latent ``feature`` separates prompts with a concept (``positive``) from controls.
+
+    Score per prompt: the latent's activation, max over positions (BOS left out) or at
+    ``position``. AUROC (Mann-Whitney, ties count half) with a bootstrap over prompts that
+    resamples positives and negatives apart; passes when the one-sided lower bound exceeds
+    ``min_auroc`` (in ``[0, 1)``). Options: ``position``, ``alpha``, ``seeds`` (alias ``seed``),
+    ``n_resamples``, ``min_prompts`` (distinct prompts in all; copies of a prompt count once).
+    """
+    __tracebackhide__ = True
+    return raise_if_failed(check_feature_fires(sae, model, positive, negative, feature,
+                                               min_auroc, hook, **kwargs), hint=FIRES_HINT)
 
 
 # ----- steering ----------------------------------------------------------------------------------
-def assert_feature_steering(
+def check_feature_steering(
     sae: Any,
     model: Any,
     prompts: TokensLike,
@@ -498,23 +693,17 @@ def assert_feature_steering(
     hook: str | None = None,
     positions: Sequence[int] | None = None,
     alpha: float = 0.05,
-    seed: int = 0,
+    seeds: Sequence[int] | int | None = None,
+    seed: int | None = None,
     n_resamples: int = 2000,
+    min_prompts: int = DEFAULT_MIN_UNITS,
 ) -> Evidence:
-    """Claim: adding ``scale`` × latent ``feature``'s decoder row at the hook raises ``metric``.
-
-    ``metric(logits) -> [batch]`` (the shared metric protocol). The effect per prompt is
-    ``metric(steered) - metric(clean)`` (paired); the claim is that its mean exceeds
-    ``min_effect`` (bootstrap over prompts). The decoder row is used as stored (SAELens SAEs
-    usually have unit-norm rows, so ``scale`` is in activation units). For a claim that the
-    metric falls, negate the metric. ``positions`` restricts the addition (default: every
-    position).
-    """
-    _check_alpha(alpha)
+    """The steering claim's evidence (see :func:`assert_feature_steering`), not raising."""
+    opts = _options(seeds, seed, alpha, n_resamples, min_prompts)
     _sae_check(sae, "steering")
     feature = _check_feature(sae, feature)
-    if not np.isfinite(scale) or not np.isfinite(min_effect):
-        raise MiAssertInputError(f"scale and min_effect must be finite; got {scale!r}, {min_effect!r}")
+    scale = _criterion("scale", scale)
+    threshold = _criterion("min_effect", min_effect)
     if not callable(metric):
         raise MiAssertInputError("metric must be a callable logits [batch, pos, d_vocab] -> [batch]")
     handle = _as_handle(model)
@@ -539,21 +728,38 @@ def assert_feature_steering(
     steered_logits, _ = handle.run_with_edits(toks, {hook_name: steer})
     clean = _metric_values(metric, clean_logits, toks.shape[0])
     steered = _metric_values(metric, steered_logits, toks.shape[0])
-    effect = steered - clean
-    evidence = evaluate_claim(
-        f"steering with SAE latent {feature} (scale {scale}) at {hook_name} raises the metric",
-        "metric(steered) - metric(clean) per prompt", {seed: effect}, threshold=float(min_effect),
-        alternative="greater", alpha=alpha, n_resamples=n_resamples, bootstrap_seed=seed,
+    effect = Mean(steered - clean, units=prompt_ids(toks))
+    spec = ClaimSpec(
+        claim=f"steering with SAE latent {feature} (scale {scale:g}) at {hook_name} raises the metric",
+        metric="metric(steered) - metric(clean) per prompt",
+        samples={s: effect for s in opts.seeds}, threshold=threshold, alternative="greater",
+        n_resamples=opts.n_resamples, min_units=opts.min_prompts,
         settings={**M.describe_sae(sae, hook_name), "feature": feature, "scale": scale,
                   "positions": "all" if positions is None else list(positions),
-                  "metric": getattr(metric, "__name__", type(metric).__name__)},
+                  "metric": getattr(metric, "__name__", type(metric).__name__),
+                  "seeds": list(opts.seeds), "n_resamples": opts.n_resamples},
         model_info=handle.describe(),
         details={"metric_clean": round(float(clean.mean()), 6),
-                 "metric_steered": round(float(steered.mean()), 6)},
-    )
-    return raise_if_failed(evidence, hint=(
-        "Steering did not move the metric: the latent's decoder direction may not be read by "
-        "anything downstream of the hook, or the scale is too small."))
+                 "metric_steered": round(float(steered.mean()), 6)})
+    return spec.evaluate(opts.alpha)
+
+
+def assert_feature_steering(sae: Any, model: Any, prompts: TokensLike, feature: int,
+                            metric: Callable[[Tensor], Tensor], scale: float = 10.0,
+                            min_effect: float = 0.0, **kwargs: Any) -> Evidence:
+    """Claim: adding ``scale`` × latent ``feature``'s decoder row at the hook raises ``metric``.
+
+    ``metric(logits) -> [batch]`` (the shared metric protocol). The effect per prompt is
+    ``metric(steered) - metric(clean)`` (paired); the claim is that its mean exceeds
+    ``min_effect`` (bootstrap over prompts). The decoder row is used as stored (SAELens SAEs
+    usually have unit-norm rows, so ``scale`` is in activation units). For a claim that the
+    metric falls, negate the metric. Options: ``hook``, ``positions`` (where the row is added;
+    default every position), ``alpha``, ``seeds`` (alias ``seed``), ``n_resamples``,
+    ``min_prompts``.
+    """
+    __tracebackhide__ = True
+    return raise_if_failed(check_feature_steering(sae, model, prompts, feature, metric, scale,
+                                                  min_effect, **kwargs), hint=STEERING_HINT)
 
 
 def _metric_values(metric: Callable[[Tensor], Tensor], logits: Tensor, batch: int) -> np.ndarray:

@@ -1,60 +1,63 @@
-"""Evaluate a claim over seeds (and a family of claims under Holm) → :class:`Evidence`.
+"""Evaluate one claim over its rows → :class:`Evidence` (the one path from samples to a verdict).
 
-This is the one routine every assertion family calls after it has measured per-sample scores
-(per prompt, per token, per feature). It is pure: numbers in, :class:`Evidence` out; no model
-code, no torch.
+Every assertion family measures first and then hands its per-unit data here, as a
+:class:`ClaimSpec`. This module is pure: numbers in, :class:`Evidence` out; no model code.
+
+::
+
+    rows (seed × model seed × condition) ─► RowStatistic ─► bootstrap (Resampled) ─► row verdicts
+        ─► claim verdict (every row of a seed, ``quorum`` seeds) ─► Evidence (deciding row)
+    several claims ─► :mod:`mi_assert.stats.composite` (all members / Holm) ─► Evidence
 
 Rows, seeds and conditions
 --------------------------
-Samples come as a mapping ``row key -> 1-d array`` (or a callable, see :func:`evaluate_claim`).
+Samples come as a mapping ``row key -> data`` (or a callable ``seed -> data | {label: data}``).
 A row key is an ``int`` (the sampling seed), a ``(seed, model_seed)`` pair, a
-``(seed, model_seed, label)`` triple, or a :class:`RowKey`. ``label`` names a *condition*
-inside one seed (e.g. ``"repeat_len=16"``).
+``(seed, model_seed, label)`` triple, or a :class:`RowKey`; ``label`` names a *condition* inside
+one seed (e.g. ``"repeat_len=16"``). Data is a 1-d array of per-unit values (its mean is the
+statistic) or any :class:`~mi_assert.stats.statistic.RowStatistic` (ratio of means, AUROC,
+count-weighted ...).
 
-* Every row is bootstrapped on its own (:func:`~mi_assert.stats.bootstrap.bootstrap_mean`,
-  seeded from the row key, so a row's numbers do not depend on which other rows exist) and
-  passes when its one-sided bound clears the threshold at the row level ``alpha``.
-* A **seed** (one ``(seed, model_seed)`` group) passes when *all* its rows pass. Requiring every
-  condition is an intersection–union test: the claim "holds under every condition" is rejected
-  unless each condition's null is rejected at ``alpha``, which keeps the error rate at ``alpha``
-  without any multiplicity correction (Berger 1982).
-* The **claim** passes when at least ``quorum`` seeds pass (default: all of them; again an
-  intersection–union test).
+* Every row is bootstrapped on its own (seeded from the row key, so a row's numbers do not
+  depend on which other rows exist) and passes when its one-sided bound clears the threshold
+  at level ``alpha``.
+* A **seed** (one ``(seed, model_seed)`` group) passes when *all* its rows pass, and the
+  **claim** when at least ``quorum`` seeds pass (default all). Both are intersection–union
+  tests (Berger 1982): rejecting "some condition fails" needs every condition's null rejected
+  at ``alpha``, which keeps the level at ``alpha`` with no multiplicity correction.
 
-Aggregates reported in the :class:`Evidence`
---------------------------------------------
-* ``estimate``: mean of the per-row estimates (each row weighs the same, whatever its n).
-* ``bound``: the bound that decides the verdict, so ``passed`` is always "``bound`` clears
-  ``threshold``": each seed's bound is its worst row's bound; with all seeds required it is the
-  worst seed's bound, with a quorum of k it is the k-th best seed bound.
-* ``low``/``high``: the envelope (union) of the per-row two-sided intervals: every row's
-  interval lies inside it. It is a conservative summary, not a pooled interval.
-* ``n``: total samples over all rows.
-* ``details["p_value"]``: the claim-level bootstrap p-value (max over a seed's rows; with a
-  quorum of k the k-th smallest seed p-value), used to order members under Holm.
+The headline is the **deciding row**: the worst row of the seed that decides (with every seed
+required, the worst row overall; with a quorum of k, the worst row of the k-th best seed).
+So ``passed`` is exactly "the headline bound clears the threshold", and the headline estimate,
+interval and ``n`` are that row's. ``envelope`` is the range of all rows' intervals.
 
-Families
---------
-:func:`evaluate_family` checks several claims in one call (e.g. a list of heads) with Holm's
-step-down procedure: members are ordered by p-value; the member of rank r (0-based) of m is
-re-evaluated at ``alpha / (m - r)`` (so its reported bound is the bound at that level), and
-once one member fails every later one fails too. Family-wise error stays at ``alpha``. The
-family :class:`Evidence` passes only when every member passes and lists each member.
+Minimum evidence: a row needs at least ``min_units`` distinct units (default
+:data:`DEFAULT_MIN_UNITS`); fewer (e.g. 16 copies of one prompt) is refused, not passed.
 """
 
 from __future__ import annotations
 
+import math
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from mi_assert.errors import MiAssertInputError
-from mi_assert.stats.bootstrap import Alternative, bootstrap_mean
+from mi_assert.stats.bootstrap import (
+    Alternative,
+    Resampled,
+    check_alpha,
+    check_alternative,
+    check_n_resamples,
+)
 from mi_assert.stats.evidence import Evidence, SeedResult
-from mi_assert.stats.multiple import holm_alphas
+from mi_assert.stats.statistic import Mean, RowStatistic
+
+#: the least number of distinct units (prompts, features) a row may rest on
+DEFAULT_MIN_UNITS = 8
 
 
 @dataclass(frozen=True, order=True)
@@ -70,10 +73,11 @@ class RowKey:
         return (self.seed, self.model_seed)
 
 
-RowKeyLike = int | tuple | RowKey
-Samples = np.ndarray | Sequence[float]
-#: a seed -> samples for that seed (one array, or a mapping label -> array for conditions)
-SampleFn = Callable[[int], Samples | Mapping[str, Samples]]
+RowKeyLike = int | tuple[Any, ...] | RowKey
+RowData = RowStatistic | np.ndarray | Sequence[float]
+#: a seed -> that seed's data (one row, or a mapping label -> data for conditions)
+SampleFn = Callable[[int], RowData | Mapping[str, RowData]]
+Samples = Mapping[Any, RowData] | SampleFn
 
 
 def as_row_key(key: RowKeyLike) -> RowKey:
@@ -94,41 +98,86 @@ def as_row_key(key: RowKeyLike) -> RowKey:
     )
 
 
-@dataclass
+def as_statistic(data: Any, unit: str = "prompts") -> RowStatistic:
+    if isinstance(data, RowStatistic):
+        return data
+    return Mean(data, unit=unit)
+
+
+def check_threshold(threshold: Any, alternative: Alternative,
+                    value_range: tuple[float, float] | None, metric: str) -> float:
+    """A finite threshold inside the metric's range that a bound can clear."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) \
+            or not math.isfinite(float(threshold)):
+        raise MiAssertInputError(f"threshold must be a finite number; got {threshold!r}")
+    t = float(threshold)
+    if value_range is not None:
+        lo, hi = value_range
+        ok = lo <= t < hi if alternative == "greater" else lo < t <= hi
+        if not ok:
+            side = "[lo, hi)" if alternative == "greater" else "(lo, hi]"
+            raise MiAssertInputError(
+                f"threshold {t:g} is outside the range of the {metric} ({lo:g} to {hi:g}): a "
+                f"'{alternative}' claim needs a threshold in {side} = "
+                f"{'[' if alternative == 'greater' else '('}{lo:g}, {hi:g}"
+                f"{')' if alternative == 'greater' else ']'}, else it passes or fails whatever "
+                "the model does")
+    return t
+
+
+@dataclass(frozen=True)
 class ClaimSpec:
-    """Everything :func:`evaluate_claim` needs, so a family can re-evaluate a member at its
-    Holm level. Fields mirror :func:`evaluate_claim`'s arguments."""
+    """One claim, ready to evaluate at any level (a Holm family re-reads it at its member's).
+
+    ``value_range``: the range the metric can take (thresholds outside it are refused);
+    ``min_units``: distinct units a row needs; ``unit``: what a unit is (``"prompts"``).
+    """
 
     claim: str
     metric: str
-    samples: Mapping[Any, Samples] | SampleFn
+    samples: Samples
     threshold: float
     alternative: Alternative = "greater"
     seeds: Sequence[int] | None = None
     quorum: int | float | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
-    model_info: dict[str, Any] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
-    figures: dict[str, Any] = field(default_factory=dict)
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    model_info: Mapping[str, Any] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
+    figures: Mapping[str, Any] = field(default_factory=dict)
     n_resamples: int = 2000
     bootstrap_seed: int = 0
-    min_n: int = 2
+    min_units: int = DEFAULT_MIN_UNITS
+    value_range: tuple[float, float] | None = None
+    unit: str = "prompts"
+    hist_figure: bool = True
 
-    def evaluate(self, alpha: float) -> Evidence:
-        return evaluate_claim(
-            self.claim, self.metric, self.samples, threshold=self.threshold,
-            alternative=self.alternative, alpha=alpha, seeds=self.seeds, quorum=self.quorum,
-            settings=self.settings, model_info=self.model_info, details=self.details,
-            figures=self.figures, n_resamples=self.n_resamples,
-            bootstrap_seed=self.bootstrap_seed, min_n=self.min_n,
-        )
+    def evaluate(self, alpha: float = 0.05) -> Evidence:
+        return evaluate_claim(self, alpha)
+
+    def resampled(self) -> dict[RowKey, Resampled]:
+        """Every row's bootstrap distribution (drawn once per spec, cached)."""
+        cache: dict[RowKey, Resampled] | None = self.__dict__.get("_resampled")
+        if cache is None:
+            rows = resolve_samples(self.samples, self.seeds, self.unit)
+            for key, stat in rows.items():
+                if stat.n_units < self.min_units:
+                    dup = (f" ({stat.n_samples} samples, duplicates merged)"
+                           if stat.n_samples != stat.n_units else "")
+                    raise MiAssertInputError(
+                        f"{self.claim}: row {_row_name(key)} rests on {stat.n_units} distinct "
+                        f"{stat.unit}{dup}; a confidence bound needs at least {self.min_units} "
+                        f"(min_prompts). Give more distinct {stat.unit}")
+            cache = {key: Resampled(stat, n_resamples=self.n_resamples,
+                                    seed=_row_seed(self.bootstrap_seed, key))
+                     for key, stat in _ordered_items(rows)}
+            object.__setattr__(self, "_resampled", cache)
+        return cache
 
 
-def resolve_samples(
-    samples: Mapping[Any, Samples] | SampleFn, seeds: Sequence[int] | None = None
-) -> dict[RowKey, np.ndarray]:
-    """Rows as ``RowKey -> float64 array`` (calls a callable once per seed)."""
-    rows: dict[RowKey, np.ndarray] = {}
+def resolve_samples(samples: Samples, seeds: Sequence[int] | None = None,
+                    unit: str = "prompts") -> dict[RowKey, RowStatistic]:
+    """Rows as ``RowKey -> RowStatistic`` (calls a callable once per seed)."""
+    rows: dict[RowKey, RowStatistic] = {}
     if callable(samples) and not isinstance(samples, Mapping):
         if not seeds:
             raise MiAssertInputError("samples is a callable seed -> samples: pass seeds=[...] too")
@@ -136,30 +185,23 @@ def resolve_samples(
             out = samples(int(seed))
             if isinstance(out, Mapping):
                 for label, arr in out.items():
-                    rows[RowKey(int(seed), None, str(label))] = _as_array(arr)
+                    rows[RowKey(int(seed), None, str(label))] = as_statistic(arr, unit)
             else:
-                rows[RowKey(int(seed))] = _as_array(out)
+                rows[RowKey(int(seed))] = as_statistic(out, unit)
     elif isinstance(samples, Mapping):
         for key, arr in samples.items():
             row = as_row_key(key)
             if row in rows:
                 raise MiAssertInputError(f"duplicate sample row {row}")
-            rows[row] = _as_array(arr)
+            rows[row] = as_statistic(arr, unit)
     else:
         raise MiAssertInputError(
-            "samples must be a mapping {seed or (seed, model_seed[, label]): array} or a "
-            f"callable seed -> array; got {type(samples).__name__}"
+            "samples must be a mapping {seed or (seed, model_seed[, label]): data} or a "
+            f"callable seed -> data; got {type(samples).__name__}"
         )
     if not rows:
         raise MiAssertInputError("no sample rows: need at least one seed's samples")
     return rows
-
-
-def _as_array(arr: Any) -> np.ndarray:
-    try:
-        return np.asarray(getattr(arr, "detach", lambda: arr)(), dtype=np.float64).ravel()
-    except (TypeError, ValueError) as exc:
-        raise MiAssertInputError(f"samples must be numbers; got {type(arr).__name__}") from exc
 
 
 def _row_seed(bootstrap_seed: int, key: RowKey) -> int:
@@ -167,7 +209,7 @@ def _row_seed(bootstrap_seed: int, key: RowKey) -> int:
     return (zlib.crc32(repr((key.seed, key.model_seed, key.label)).encode()) ^ bootstrap_seed) & 0x7FFFFFFF
 
 
-def _quorum_count(quorum: int | float | None, n_groups: int) -> int:
+def quorum_count(quorum: int | float | None, n_groups: int) -> int:
     if quorum is None:
         return n_groups
     if isinstance(quorum, bool):
@@ -181,120 +223,106 @@ def _quorum_count(quorum: int | float | None, n_groups: int) -> int:
     raise MiAssertInputError(f"quorum={quorum!r}: use an int count (1..{n_groups}) or a fraction in (0, 1]")
 
 
-def evaluate_claim(
-    claim: str,
-    metric: str,
-    samples: Mapping[Any, Samples] | SampleFn,
-    *,
-    threshold: float,
-    alternative: Alternative = "greater",
-    alpha: float = 0.05,
-    seeds: Sequence[int] | None = None,
-    quorum: int | float | None = None,
-    settings: Mapping[str, Any] | None = None,
-    model_info: Mapping[str, Any] | None = None,
-    details: Mapping[str, Any] | None = None,
-    figures: Mapping[str, Any] | None = None,
-    n_resamples: int = 2000,
-    bootstrap_seed: int = 0,
-    min_n: int = 2,
-    hist_figure: bool = True,
-) -> Evidence:
-    """Bootstrap every seed's samples and decide the claim (see the module docstring).
+def standardised_margin(bound: float, estimate: float, threshold: float, alternative: str) -> float:
+    """How far the bound lies beyond the threshold, in units of the bound's distance from the
+    estimate (≈ one-sided standard errors); negative when it fails, -inf when undefined."""
+    if not (math.isfinite(bound) and math.isfinite(estimate)):
+        return -math.inf
+    gap = bound - threshold if alternative == "greater" else threshold - bound
+    scale = abs(estimate - bound)
+    if scale == 0:
+        scale = max(abs(threshold), 1.0) * 1e-9
+    return gap / scale
 
-    Args:
-        claim: what is claimed, in words (``"L1H2 is an induction head"``).
-        metric: what the samples measure (``"induction score"``).
-        samples: ``{row key: 1-d array}`` (keys: int seed, ``(seed, model_seed)``,
-            ``(seed, model_seed, label)`` or :class:`RowKey`), or a callable
-            ``seed -> array | {label: array}`` evaluated for each of ``seeds``.
-        threshold: the value the one-sided bound must clear.
-        alternative: ``"greater"`` (claim: mean above threshold) or ``"less"``.
-        alpha: row-level significance (the one-sided bound is at ``1 - alpha``).
-        seeds: the seeds to call ``samples`` with when it is a callable.
-        quorum: how many seeds must pass (int) or which fraction (float); default all.
-        settings / model_info / details / figures: copied into the Evidence.
-        n_resamples, bootstrap_seed: bootstrap settings (results are deterministic).
-        min_n: rows with fewer samples raise :class:`MiAssertInputError` (a single number is
-            not evidence).
-        hist_figure: add ``figures["samples"]`` (kind ``"hist"``): the per-row samples.
 
-    Returns:
-        :class:`Evidence`; ``passed`` says whether the claim holds. Nothing is raised for a
-        failed claim: callers pass it to :func:`~mi_assert.stats.evidence.raise_if_failed`.
-    """
-    if alternative not in ("greater", "less"):
-        raise MiAssertInputError(f"alternative {alternative!r}: allowed 'greater' or 'less'")
-    if not np.isfinite(threshold):
-        raise MiAssertInputError(f"threshold must be a finite number; got {threshold!r}")
-    rows = resolve_samples(samples, seeds)
-    for key, arr in rows.items():
-        if arr.size < min_n:
-            raise MiAssertInputError(
-                f"row {key} has {arr.size} sample(s); need at least {min_n} per seed for a "
-                "confidence bound (draw more prompts)"
-            )
-    greater = alternative == "greater"
-    results: list[SeedResult] = []
+def evaluate_claim(spec: ClaimSpec, alpha: float = 0.05) -> Evidence:
+    """Bootstrap every row of ``spec`` and decide the claim (see the module docstring)."""
+    alpha = check_alpha(alpha)
+    alternative = check_alternative(spec.alternative)
+    threshold = check_threshold(spec.threshold, alternative, spec.value_range, spec.metric)
+    check_n_resamples(spec.n_resamples)
+    resampled = spec.resampled()
+    rows: list[SeedResult] = []
     by_group: dict[tuple[int, int | None], list[SeedResult]] = {}
-    for key in _ordered(rows):
-        res = bootstrap_mean(rows[key], threshold=threshold, alternative=alternative, alpha=alpha,
-                             n_resamples=n_resamples, seed=_row_seed(bootstrap_seed, key))
-        seed_result = SeedResult.from_bootstrap(key.seed, res, model_seed=key.model_seed,
-                                                label=key.label)
-        results.append(seed_result)
-        by_group.setdefault(key.group, []).append(seed_result)
+    for key, dist in resampled.items():
+        res = dist.result(threshold, alternative, alpha)
+        row = SeedResult(seed=key.seed, estimate=res.estimate, low=res.low, high=res.high,
+                         bound=res.bound, n=res.n, passed=res.passes(), p_value=res.p_value,
+                         model_seed=key.model_seed, label=key.label, method=res.method,
+                         threshold=threshold, alternative=alternative)
+        rows.append(row)
+        by_group.setdefault(key.group, []).append(row)
 
-    # each seed group: worst row decides (intersection over conditions)
-    group_bounds: list[float] = []
-    group_p: list[float] = []
-    for members in by_group.values():
-        bounds = [m.bound for m in members]
-        group_bounds.append(min(bounds) if greater else max(bounds))
-        group_p.append(max(m.p_value if m.p_value is not None else 1.0 for m in members))
-    k = _quorum_count(quorum, len(by_group))
-    # k-th best group bound: the claim passes iff at least k groups clear the threshold
-    ordered = sorted(group_bounds, reverse=greater)
-    bound = float(ordered[k - 1])
+    def margin(r: SeedResult) -> float:  # rows share the threshold: raw margins compare
+        return r.bound - threshold if alternative == "greater" else threshold - r.bound
+
+    # each seed group: its worst row decides it (intersection over conditions)
+    group_worst = [min(members, key=margin) for members in by_group.values()]
+    group_p = [max(m.p_value if m.p_value is not None else 1.0 for m in members)
+               for members in by_group.values()]
+    k = quorum_count(spec.quorum, len(by_group))
+    # the k-th best group decides: the claim passes iff at least k groups pass
+    order = sorted(range(len(group_worst)),
+                   key=lambda i: (group_worst[i].passed, margin(group_worst[i])), reverse=True)
+    deciding = group_worst[order[k - 1]]
     p_value = float(sorted(group_p)[k - 1])
-    passed = bool(bound > threshold if greater else bound < threshold)
-    n_groups_passed = sum(
-        all(m.passed for m in members) for members in by_group.values()
-    )
+    n_groups_passed = sum(all(m.passed for m in members) for members in by_group.values())
 
-    all_settings = dict(settings or {})
+    all_settings = dict(spec.settings)
     all_settings.setdefault("alpha", alpha)
-    if quorum is not None:
+    if spec.quorum is not None:
         all_settings["quorum"] = f"{k} of {len(by_group)} seeds"
-    all_details = dict(details or {})
+    methods = sorted({r.method for r in rows})
+    all_settings.setdefault("interval", f"bootstrap over {spec.unit} ({', '.join(methods)})")
+    all_details = dict(spec.details)
     all_details["seeds_passed"] = f"{n_groups_passed} of {len(by_group)}"
     all_details["p_value"] = p_value
-    all_figures = dict(figures or {})
-    if hist_figure and "samples" not in all_figures:
-        all_figures["samples"] = {
-            "kind": "hist",
-            "data": [rows[key] for key in _ordered(rows)],
-            "labels": [_row_name(key) for key in _ordered(rows)],
-            "xlabel": metric, "ylabel": "count",
-            "title": f"{claim}: per-sample {metric} by seed",
+    figures = dict(spec.figures)
+    stats = {key: dist.statistic for key, dist in resampled.items()}
+    hist = [(key, s.values()) for key, s in stats.items()]
+    if spec.hist_figure and "samples" not in figures and all(v is not None for _, v in hist):
+        figures["samples"] = {
+            "kind": "hist", "data": [v for _, v in hist],
+            "labels": [_row_name(key) for key, _ in hist],
+            "xlabel": spec.metric, "ylabel": "count",
+            "title": f"{spec.claim}: per-sample {spec.metric} by seed",
             "threshold": threshold,
         }
+    envelope = ((min(r.low for r in rows), max(r.high for r in rows)) if len(rows) > 1 else None)
     return Evidence(
-        claim=claim, metric=metric,
-        estimate=float(np.mean([r.estimate for r in results])),
-        low=float(min(r.low for r in results)), high=float(max(r.high for r in results)),
-        bound=bound, n=int(sum(r.n for r in results)), threshold=float(threshold),
-        alpha=float(alpha), alternative=alternative, passed=passed, per_seed=results,
-        settings=all_settings, model=dict(model_info or {}), details=all_details,
-        figures=all_figures,
+        claim=spec.claim, metric=spec.metric, estimate=deciding.estimate, low=deciding.low,
+        high=deciding.high, bound=deciding.bound, n=deciding.n, threshold=threshold,
+        alpha=alpha, alternative=alternative, passed=deciding.passed,
+        per_seed=tuple(rows), settings=all_settings, model=dict(spec.model_info),
+        details=all_details, figures=figures, unit=next(iter(stats.values())).unit,
+        deciding=deciding.name if len(rows) > 1 else "", envelope=envelope,
     )
 
 
-def _ordered(rows: Mapping[RowKey, Any]) -> list[RowKey]:
+def undefined_claim(claim: str, metric: str, reason: str, *, threshold: float,
+                    alternative: Alternative = "greater", alpha: float = 0.05,
+                    n: int = 0, unit: str = "prompts",
+                    settings: Mapping[str, Any] | None = None,
+                    model_info: Mapping[str, Any] | None = None,
+                    details: Mapping[str, Any] | None = None) -> Evidence:
+    """A claim whose statistic is undefined on the data (e.g. a ratio with a non-positive
+    denominator): it fails, and ``reason`` is its headline (no bound is printed as cleared)."""
+    nan = float("nan")
+    return Evidence(
+        claim=claim, metric=metric, estimate=nan, low=nan, high=nan, bound=nan, n=int(n),
+        threshold=float(threshold), alpha=check_alpha(alpha),
+        alternative=check_alternative(alternative), passed=False,
+        reason=f"undefined: {reason}", unit=unit, settings=dict(settings or {}),
+        model=dict(model_info or {}), details=dict(details or {}),
+    )
+
+
+def _ordered_items(rows: Mapping[RowKey, RowStatistic]) -> list[tuple[RowKey, RowStatistic]]:
     """Rows by (seed, model seed); conditions keep the order the caller gave them."""
     keys = list(rows)
-    return sorted(keys, key=lambda k: (k.seed, -1 if k.model_seed is None else k.model_seed,
-                                       keys.index(k)))
+    order = sorted(keys, key=lambda k: (k.seed, -1 if k.model_seed is None else k.model_seed,
+                                        keys.index(k)))
+    return [(k, rows[k]) for k in order]
 
 
 def _row_name(key: RowKey) -> str:
@@ -302,102 +330,3 @@ def _row_name(key: RowKey) -> str:
     if key.model_seed is not None:
         name += f", model seed {key.model_seed}"
     return name + (f", {key.label}" if key.label else "")
-
-
-Member = ClaimSpec | Callable[[float], Evidence]
-
-
-def evaluate_family(
-    members: Sequence[Member],
-    *,
-    alpha: float = 0.05,
-    claim: str | None = None,
-    metric: str | None = None,
-    settings: Mapping[str, Any] | None = None,
-    model_info: Mapping[str, Any] | None = None,
-    details: Mapping[str, Any] | None = None,
-    figures: Mapping[str, Any] | None = None,
-) -> Evidence:
-    """Holm-corrected verdict over several claims checked in one call.
-
-    ``members`` are :class:`ClaimSpec` objects or callables ``alpha -> Evidence`` (so each
-    member can be re-evaluated at its Holm level and report the bound at that level). A single
-    member is simply evaluated at ``alpha``.
-
-    The returned Evidence lists every member (``family``), in the order given, each with the
-    level it was tested at (``settings["holm_alpha"]``) and its Holm rank. Its ``bound`` is the
-    worst member's bound *margin* re-expressed on the first failing (or worst) member, so
-    ``passed`` is "every member passed"; ``estimate`` is the mean of member estimates and
-    ``[low, high]`` the envelope of member intervals.
-    """
-    if not members:
-        raise MiAssertInputError("a family needs at least one member claim")
-    if not 0 < alpha < 0.5:
-        raise MiAssertInputError(f"alpha must lie in (0, 0.5); got {alpha}")
-    evaluate = [m.evaluate if isinstance(m, ClaimSpec) else m for m in members]
-    first = [fn(alpha) for fn in evaluate]
-    m = len(members)
-    if m == 1:
-        final = first
-        order = [0]
-        levels = [alpha]
-    else:
-        # order by p-value; ties broken by the standardised margin (bound beyond threshold)
-        def sort_key(i: int) -> tuple[float, float]:
-            ev = first[i]
-            return (float(ev.details.get("p_value", 1.0)), -_margin(ev))
-
-        order = sorted(range(m), key=sort_key)
-        levels = [0.0] * m
-        final = list(first)
-        alive = True
-        for rank, (idx, level) in enumerate(zip(order, holm_alphas(m, alpha), strict=True)):
-            levels[idx] = level
-            # the last rank is tested at alpha itself: its first evaluation already is that
-            ev = first[idx] if level == alpha else evaluate[idx](level)
-            if not alive:
-                ev.passed = False
-                ev.details["holm"] = "not tested: an earlier-ranked member failed (Holm step-down)"
-            alive = alive and ev.passed
-            ev.settings["holm_rank"] = rank + 1
-            final[idx] = ev
-    for idx, ev in enumerate(final):
-        ev.settings["holm_alpha"] = levels[idx]
-    passed = all(ev.passed for ev in final)
-    worst = min(final, key=_margin)
-    ref = final[0]
-    all_settings = dict(settings or {})
-    all_settings.setdefault("alpha", alpha)
-    all_settings["correction"] = f"Holm over {m} members" if m > 1 else "none (one member)"
-    all_details = dict(details or {})
-    all_details["members_passed"] = f"{sum(ev.passed for ev in final)} of {m}"
-    all_details["worst_member"] = worst.claim
-    return Evidence(
-        claim=claim or " and ".join(ev.claim for ev in final),
-        metric=metric or ref.metric,
-        estimate=float(np.mean([ev.estimate for ev in final])),
-        low=float(min(ev.low for ev in final)), high=float(max(ev.high for ev in final)),
-        bound=float(ref.threshold + _margin(worst) * (1 if ref.alternative == "greater" else -1))
-        if all(ev.threshold == ref.threshold and ev.alternative == ref.alternative for ev in final)
-        else float(worst.bound),
-        n=int(sum(ev.n for ev in final)), threshold=float(ref.threshold), alpha=float(alpha),
-        alternative=ref.alternative, passed=passed,
-        per_seed=[replace(s, label=f"{ev.claim}: {s.label}" if s.label else ev.claim)
-                  for ev in final for s in ev.per_seed],
-        settings=all_settings, model=dict(model_info or ref.model), details=all_details,
-        family=final, figures=dict(figures or {}),
-    )
-
-
-def _margin(ev: Evidence) -> float:
-    """How far the bound clears the threshold in the claim's direction (negative: fails)."""
-    gap = ev.bound - ev.threshold
-    margin = gap if ev.alternative == "greater" else -gap
-    if not ev.passed and margin > 0:  # failed by Holm step-down although its bound clears
-        return 0.0
-    return float(margin)
-
-
-def seeds_table(evidence: Iterable[Evidence]) -> str:
-    """All rows of several evidences as one table (for messages and docs)."""
-    return "\n".join(ev.table() for ev in evidence)

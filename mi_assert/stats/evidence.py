@@ -1,24 +1,50 @@
-"""Evidence: what a claim was, what was measured, and the verdict.
+"""Evidence: what a claim was, what was measured, and the verdict (immutable plain data).
 
-Every assertion returns an :class:`Evidence` on success and raises ``AssertionError`` carrying
-the same evidence (``err.evidence``) on failure. Evidence is plain data (JSON-serialisable via
-:meth:`Evidence.to_dict`) so reports and baselines can store it.
+Evidence is made only by the engine in :mod:`mi_assert.stats` (:func:`~mi_assert.stats.claims.
+evaluate_claim`, :func:`~mi_assert.stats.composite.all_of`, :func:`~mi_assert.stats.composite.
+holm_family`, :func:`~mi_assert.stats.claims.undefined_claim`) and checks its own invariants
+when made, so every number it prints reads true:
+
+* ``passed`` is exactly "``bound`` lies beyond ``threshold`` in the direction ``alternative``",
+  unless ``reason`` says why not (an undefined statistic, a Holm step-down); the summary line
+  prints the comparison that actually holds (``>``, ``<=`` ...), or the reason instead;
+* ``low <= estimate <= high`` (undefined statistics carry NaN and a reason);
+* the headline (``estimate``, ``low``, ``high``, ``bound``, ``n``, ``metric``, ``threshold``,
+  ``alternative``) is one row's or one member's: the **deciding** one (``deciding`` names it).
+  ``n`` is the number of independent units (``unit``) that row's bootstrap resampled;
+  ``envelope`` is the range spanned by all rows' intervals, named as such.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
-from mi_assert.stats.bootstrap import BootstrapResult
-
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
-@dataclass
+class EvidenceInvariantError(AssertionError):
+    """The engine tried to make an Evidence whose numbers contradict its verdict (a bug)."""
+
+
+def _readonly(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value or {}))
+
+
+def _clears(bound: float, threshold: float, alternative: str) -> bool:
+    return bool(bound > threshold if alternative == "greater" else bound < threshold)
+
+
+def _in_interval(low: float, estimate: float, high: float) -> bool:
+    return bool(low <= estimate <= high)
+
+
+@dataclass(frozen=True)
 class SeedResult:
-    """One seed's measurement (sampling seed, and model seed where the zoo has them)."""
+    """One row: a sampling seed (and model seed, and condition ``label``) of one claim."""
 
     seed: int
     estimate: float
@@ -30,24 +56,35 @@ class SeedResult:
     p_value: float | None = None
     model_seed: int | None = None
     label: str = ""
+    method: str = ""
+    threshold: float | None = None
+    alternative: str = "greater"
 
-    @classmethod
-    def from_bootstrap(cls, seed: int, res: BootstrapResult, passed: bool | None = None,
-                       model_seed: int | None = None, label: str = "") -> SeedResult:
-        return cls(seed=seed, estimate=res.estimate, low=res.low, high=res.high,
-                   bound=res.bound, n=res.n, p_value=res.p_value,
-                   passed=res.passes() if passed is None else passed,
-                   model_seed=model_seed, label=label)
+    def __post_init__(self) -> None:
+        if self.threshold is not None and self.passed != _clears(self.bound, self.threshold,
+                                                                 self.alternative):
+            raise EvidenceInvariantError(f"row {self} passed={self.passed} contradicts its bound")
+        if math.isfinite(self.estimate) and not _in_interval(self.low, self.estimate, self.high):
+            raise EvidenceInvariantError(f"row {self}: estimate outside its interval")
+
+    @property
+    def name(self) -> str:
+        name = f"seed {self.seed}"
+        if self.model_seed is not None:
+            name += f", model seed {self.model_seed}"
+        return name + (f", {self.label}" if self.label else "")
 
 
-@dataclass
+def _fmt(x: float) -> str:
+    return "nan" if not math.isfinite(x) else f"{x:.3f}"
+
+
+@dataclass(frozen=True)
 class Evidence:
-    """The record of one claim's check.
+    """The record of one claim's check (see the module docstring for what each number means).
 
-    ``estimate`` and ``[low, high]`` summarise the claim across seeds (the worst seed's one-
-    sided ``bound`` is what the verdict uses); ``per_seed`` has each seed's row. ``threshold``
-    is compared against ``bound`` in the direction ``alternative`` ("greater": bound must be
-    above; "less": below).
+    ``per_seed`` has every row (seed × model seed × condition) of a single claim, ``family``
+    every member of a composite claim (each an Evidence in its own units).
     """
 
     claim: str
@@ -61,38 +98,83 @@ class Evidence:
     alpha: float
     alternative: str
     passed: bool
-    per_seed: list[SeedResult] = field(default_factory=list)
-    settings: dict[str, Any] = field(default_factory=dict)
-    model: dict[str, Any] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
-    family: list[Evidence] = field(default_factory=list)
-    #: arrays people would rather look at (heatmaps, patterns); reports draw them, not stored in JSON.
-    figures: dict[str, Any] = field(default_factory=dict, repr=False)
+    per_seed: tuple[SeedResult, ...] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    model: Mapping[str, Any] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
+    family: tuple[Evidence, ...] = ()
+    #: arrays people would rather look at (heatmaps, patterns); reports draw them, not in JSON.
+    figures: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    #: why the verdict is not "bound clears threshold" (undefined statistic, Holm step-down)
+    reason: str = ""
+    unit: str = "prompts"
+    #: which row or member the headline numbers come from
+    deciding: str = ""
+    #: (lowest low, highest high) over every row's interval; None for a single row
+    envelope: tuple[float, float] | None = None
+    #: "single" | "all members (intersection-union)" | "Holm"
+    composite: str = "single"
     schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        for name in ("settings", "model", "details", "figures"):
+            object.__setattr__(self, name, _readonly(getattr(self, name)))
+        object.__setattr__(self, "per_seed", tuple(self.per_seed))
+        object.__setattr__(self, "family", tuple(self.family))
+        if self.alternative not in ("greater", "less"):
+            raise EvidenceInvariantError(f"alternative {self.alternative!r}")
+        if self.reason:
+            if self.passed:
+                raise EvidenceInvariantError(f"{self.claim}: a verdict with a reason must fail")
+            return
+        if self.passed != _clears(self.bound, self.threshold, self.alternative):
+            raise EvidenceInvariantError(
+                f"{self.claim}: passed={self.passed} but bound {self.bound} vs threshold "
+                f"{self.threshold} ({self.alternative})")
+        if not _in_interval(self.low, self.estimate, self.high):
+            raise EvidenceInvariantError(
+                f"{self.claim}: estimate {self.estimate} outside [{self.low}, {self.high}]")
 
     @property
     def verdict(self) -> str:
         return "PASS" if self.passed else "FAIL"
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("figures", None)
-        d["family"] = [f.to_dict() for f in self.family]
-        d["verdict"] = self.verdict
-        return _jsonable(d)
+    @property
+    def members(self) -> tuple[Evidence, ...]:
+        """The members of a composite claim (empty for a single claim)."""
+        return self.family
+
+    def comparison(self) -> str:
+        """``bound 0.812 > threshold 0.400`` with the relation that actually holds."""
+        if self.reason:
+            return f"bound {_fmt(self.bound)}, threshold {_fmt(self.threshold):s}: {self.reason}"
+        if self.alternative == "greater":
+            rel = ">" if self.bound > self.threshold else "<="
+        else:
+            rel = "<" if self.bound < self.threshold else ">="
+        side = "lower" if self.alternative == "greater" else "upper"
+        return (f"one-sided {100 * (1 - self.alpha):.0f}% {side} bound {_fmt(self.bound)} {rel} "
+                f"threshold {_fmt(self.threshold)}")
 
     def summary_line(self) -> str:
-        cmp = ">" if self.alternative == "greater" else "<"
-        return (f"{self.claim}: {self.metric} = {self.estimate:.3f} "
-                f"[{self.low:.3f}, {self.high:.3f}] (n={self.n}); one-sided "
-                f"{100 * (1 - self.alpha):.0f}% bound {self.bound:.3f} {cmp} threshold "
-                f"{self.threshold:.3f}? {self.verdict}")
+        head = f"{self.claim}: "
+        if self.family:
+            head += f"deciding member '{self.deciding}': "
+        line = (f"{head}{self.metric} = {_fmt(self.estimate)} [{_fmt(self.low)}, "
+                f"{_fmt(self.high)}] (n={self.n} {self.unit}")
+        if self.deciding and not self.family and self.envelope is not None:
+            line += f", deciding row {self.deciding}"
+        line += f"); {self.comparison()}: {self.verdict}"
+        return line
 
     def table(self) -> str:
         lines = [self.summary_line()]
+        if self.envelope is not None:
+            lines.append(f"  range of all {len(self.per_seed)} row intervals: "
+                         f"[{_fmt(self.envelope[0])}, {_fmt(self.envelope[1])}]")
         if self.model:
             lines.append("  model: " + ", ".join(f"{k}={v}" for k, v in self.model.items()))
-        if self.per_seed:
+        if self.per_seed and not self.family:
             lines.append("  seed  model_seed  estimate  interval            bound     n     verdict")
             for s in self.per_seed:
                 ms = "-" if s.model_seed is None else str(s.model_seed)
@@ -111,6 +193,35 @@ class Evidence:
                 lines.append(f"  {key}: {value}")
         return "\n".join(lines)
 
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "claim": self.claim, "metric": self.metric, "estimate": self.estimate,
+            "low": self.low, "high": self.high, "bound": self.bound, "n": self.n,
+            "unit": self.unit, "threshold": self.threshold, "alpha": self.alpha,
+            "alternative": self.alternative, "passed": self.passed, "verdict": self.verdict,
+            "reason": self.reason, "deciding": self.deciding, "composite": self.composite,
+            "envelope": list(self.envelope) if self.envelope is not None else None,
+            "summary": self.summary_line(),
+            "per_seed": [vars(s).copy() for s in self.per_seed],
+            "settings": dict(self.settings), "model": dict(self.model),
+            "details": dict(self.details), "family": [m.to_dict() for m in self.family],
+            "schema_version": self.schema_version,
+        }
+        out: dict[str, Any] = _jsonable(d)
+        return out
+
+    def with_context(self, *, claim: str | None = None, settings: Mapping[str, Any] | None = None,
+                     model: Mapping[str, Any] | None = None,
+                     details: Mapping[str, Any] | None = None,
+                     figures: Mapping[str, Any] | None = None) -> Evidence:
+        """A copy with more description (settings/details/figures merged); numbers unchanged."""
+        return replace(
+            self, claim=self.claim if claim is None else claim,
+            settings={**self.settings, **(settings or {})},
+            model=dict(self.model) if model is None else dict(model),
+            details={**self.details, **(details or {})},
+            figures={**self.figures, **(figures or {})})
+
     def __repr__(self) -> str:
         return f"Evidence({self.summary_line()})"
 
@@ -119,7 +230,7 @@ class Evidence:
 
 
 def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
+    if isinstance(obj, Mapping):
         return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v) for v in obj]
@@ -131,31 +242,3 @@ def _jsonable(obj: Any) -> Any:
         return _jsonable(obj.item())
     except (AttributeError, ValueError):
         return str(obj)
-
-
-class ClaimFailed(AssertionError):
-    """An AssertionError that carries its :class:`Evidence`."""
-
-    def __init__(self, message: str, evidence: Evidence) -> None:
-        super().__init__(message)
-        self.evidence = evidence
-
-
-def fail(evidence: Evidence, hint: str = "") -> None:
-    """Raise :class:`ClaimFailed` with the evidence table and an optional hint."""
-    __tracebackhide__ = True
-    message = "claim does not hold\n" + evidence.table()
-    if hint:
-        message += "\n" + hint
-    raise ClaimFailed(message, evidence)
-
-
-def raise_if_failed(evidence: Evidence, hint: str = "") -> Evidence:
-    """Record the evidence for reports, then return it or raise ``AssertionError``."""
-    __tracebackhide__ = True
-    from mi_assert.record import record
-
-    record(evidence)
-    if not evidence.passed:
-        fail(evidence, hint)
-    return evidence

@@ -18,7 +18,7 @@ import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from mi_assert.zoo import registry
 from mi_assert.zoo.registry import CHECKPOINT_ROOT
@@ -67,8 +67,8 @@ def train_one(name: str, seed: int, out: Path, weights_only: bool = False) -> di
         trainer = _trainer(name)
         if weights_only:
             folder = trainer.train_to_folder(seed, out)
-            return json.loads((folder / "train_log.json").read_text())
-        return trainer.train_and_save(seed, out)
+            return cast(dict[str, Any], json.loads((folder / "train_log.json").read_text()))
+        return cast(dict[str, Any], trainer.train_and_save(seed, out))
     if name == "tiny-gpt2":
         from mi_assert.zoo import tiny_gpt2
 

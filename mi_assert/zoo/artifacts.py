@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -62,7 +62,7 @@ def write_train_log(folder: Path, log: dict[str, Any]) -> None:
 
 
 def read_train_log(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / TRAIN_LOG).read_text())
+    return cast(dict[str, Any], json.loads((folder / TRAIN_LOG).read_text()))
 
 
 def write_tl_config(folder: Path, cfg_kwargs: dict[str, Any], meta: dict[str, Any]) -> None:
@@ -98,7 +98,7 @@ def read_manifest(root: Path = CHECKPOINT_ROOT) -> dict[str, Any]:
     path = root / MANIFEST_NAME
     if not path.exists():
         return {"format": MANIFEST_FORMAT, "models": {}}
-    return json.loads(path.read_text())
+    return cast(dict[str, Any], json.loads(path.read_text()))
 
 
 def update_manifest(name: str, key: str, record: dict[str, Any], root: Path = CHECKPOINT_ROOT) -> None:
@@ -148,7 +148,7 @@ def fit_steps(model: torch.nn.Module, opt: torch.optim.Optimizer, steps: int,
             on_step(step, model)
         loss = step_loss(step, model)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        cast(Any, loss).backward()  # torch leaves Tensor.backward unannotated
         opt.step()
         if scheduler is not None:
             scheduler.step()

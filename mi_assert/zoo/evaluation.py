@@ -148,6 +148,9 @@ def ioi_metrics(model: Any, n_prompts: int = IOI_EVAL_PROMPTS) -> dict[str, Any]
         abc = ioi_prompt_set(None, IOI_EVAL_SEED, n_prompts=n_prompts, corruption="abc", templates=split)
         swap = ioi_prompt_set(None, IOI_EVAL_SEED, n_prompts=n_prompts, corruption="swap", templates=split)
         assert torch.equal(abc.clean, swap.clean)  # same draw, different corruption
+        # IOI prompt sets always carry their answers, and a corruption asked for is built
+        assert abc.correct is not None and abc.wrong is not None
+        assert abc.corrupted is not None and swap.corrupted is not None
         end = abc.clean.shape[1] - 1
         clean_logits = model(abc.clean)[:, end]
         clean_diff = _logit_diff(clean_logits, abc.correct, abc.wrong)

@@ -12,7 +12,7 @@ GELU MLPs, default attention scale ``sqrt(d_head)``, TransformerLens's "gpt2" in
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -28,6 +28,8 @@ def _ln(x: Tensor, w: Tensor, b: Tensor, eps: float) -> Tensor:
 
 class TLTwin(nn.Module):
     """Same maths and parameter names as ``HookedTransformer(HookedTransformerConfig(**cfg))``."""
+
+    causal: Tensor  # registered buffer: the [n_ctx, n_ctx] lower-triangular attention mask
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__()
@@ -91,7 +93,7 @@ class TLTwin(nn.Module):
                     param.zero_()
 
     def p(self, name: str) -> nn.Parameter:
-        return self.params[name.replace(".", "__")]
+        return cast(nn.Parameter, self.params[name.replace(".", "__")])
 
     def tl_state_dict(self) -> dict[str, Tensor]:
         """Parameters under their TransformerLens names."""

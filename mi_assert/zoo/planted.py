@@ -82,7 +82,7 @@ def build_planted_induction(
         normalization_type=None,
         positional_embedding_type="standard",
         use_attn_scale=False,
-        act_fn=None,
+        act_fn=None,  # type: ignore[arg-type]  # TL annotates str, but accepts None when attn_only
         default_prepend_bos=False,
         seed=seed,
         model_name=f"planted-induction-s{seed}",

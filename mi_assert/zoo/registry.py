@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from mi_assert.errors import MiAssertInputError, suggest
 
@@ -144,4 +144,4 @@ def manifest() -> dict[str, Any]:
     """The committed training manifest (empty when no model has been trained)."""
     if not MANIFEST_PATH.exists():
         return {}
-    return json.loads(MANIFEST_PATH.read_text())
+    return cast(dict[str, Any], json.loads(MANIFEST_PATH.read_text()))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -57,7 +57,8 @@ def build_tokenizer() -> Any:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     core.train_from_iterator(corpus(), trainer=trainer)
-    return PreTrainedTokenizerFast(
+    # transformers leaves the fast tokenizer's __init__ unannotated
+    return cast(Any, PreTrainedTokenizerFast)(
         tokenizer_object=core, bos_token=SPECIAL, eos_token=SPECIAL, unk_token=SPECIAL,
         model_max_length=N_POSITIONS,
     )
@@ -91,6 +92,7 @@ def _ioi_rows(tokenizer: Any) -> torch.Tensor:
     rows: dict[int, list[list[int]]] = {}
     for split in ("fit", "heldout"):
         prompts = ioi.ioi_prompt_set(None, seed=7, n_prompts=512, corruption="none", templates=split)
+        assert prompts.correct is not None  # IOI prompt sets always carry their answers
         for text, answer in zip(prompts.meta["text"], prompts.correct, strict=True):
             sentence = text.replace(" ,", ",").replace(" .", ".") + " " + ioi.id_to_word(int(answer))
             ids = [tokenizer.bos_token_id, *tokenizer(sentence, add_special_tokens=False)["input_ids"]]
@@ -113,7 +115,7 @@ def build(out_root: Path = CHECKPOINT_ROOT) -> dict[str, Any]:
 
         def step_loss(step: int, model: Any) -> torch.Tensor:
             tokens = _batch(gen, step, tokenizer, rows)
-            return model(input_ids=tokens, labels=tokens).loss
+            return cast(torch.Tensor, model(input_ids=tokens, labels=tokens).loss)
 
         losses = artifacts.fit_steps(model, opt, TRAIN_STEPS, step_loss)
     seconds = time.perf_counter() - start

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from mi_assert.zoo import artifacts, evaluation
 from mi_assert.zoo.registry import CHECKPOINT_ROOT
@@ -139,7 +139,8 @@ def verify_tiny_gpt2(record: dict[str, Any], root: Path) -> list[str]:
     problems = check_files(folder, record)
     if problems:
         return problems
-    model = GPT2LMHeadModel.from_pretrained(str(folder)).eval()
+    # transformers leaves PreTrainedModel.eval unannotated
+    model = cast(Any, GPT2LMHeadModel.from_pretrained(str(folder))).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     got = tiny_gpt2.evaluate(model, tokenizer)
     return [f"tiny-gpt2: {d}" for d in compare(record["metrics"], got)]

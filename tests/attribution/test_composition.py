@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import mi_assert
-from mi_assert.causal.composition import composition_score, composition_scores
+from mi_assert.causal.composition import (
+    baseline_scores,
+    check_composition,
+    composition_score,
+    composition_scores,
+)
 from mi_assert.errors import MiAssertInputError
+from mi_assert.verdict import ClaimFailed
+
+from .conftest import check_invariants
 
 
 @pytest.mark.parametrize("kind", ["q", "k", "v"])
@@ -36,13 +45,48 @@ def test_prev_token_head_k_composes_with_induction_head(planted):
     (prev,) = circuit.heads("previous_token")
     (ind,) = circuit.heads("induction")
     ev = mi_assert.assert_composition(handle, prev, ind, kind="k")
+    check_invariants(ev)
     assert ev.passed
-    assert ev.estimate == pytest.approx(composition_score(handle, prev, ind, "k"))
+    score = composition_score(handle, prev, ind, "k")
+    # a deterministic score: zero-width interval, bound = score; n counts the baseline draws
+    assert ev.estimate == ev.low == ev.high == ev.bound == pytest.approx(score)
+    assert (ev.n, ev.unit) == (200, "random-baseline draws")
+    assert "n=200 random-baseline draws" in ev.summary_line()
+    # threshold = max(baseline 95% quantile, 1.5 x baseline mean), recomputed here
+    w = handle.weights()
+    shapes = (w.W_V[0, 0].shape, w.W_O[0, 0].shape, w.W_K[0, 0].shape, w.W_Q[0, 0].T.shape)
+    base = baseline_scores(shapes, 200, 0)
+    expected = max(float(np.quantile(base, 0.95, method="higher")), 1.5 * float(base.mean()))
+    assert ev.threshold == pytest.approx(expected)
+    assert ev.details["ratio (score / baseline mean)"] == pytest.approx(score / base.mean())
     assert ev.details["ratio (score / baseline mean)"] > 1.5
-    assert ev.figures["composition_scores"]["data"].shape == (4, 4)
+    heat = ev.figures["composition_scores"]["data"]
+    assert heat.shape == (4, 4) and heat[prev[1], ind[1]] == pytest.approx(score)
     for kind in ("q", "v"):
-        with pytest.raises(AssertionError, match=f"{kind.upper()}-composition"):
+        with pytest.raises(ClaimFailed, match=f"{kind.upper()}-composition") as info:
             mi_assert.assert_composition(handle, prev, ind, kind=kind)
+        check_invariants(info.value.evidence)
+        assert info.value.evidence.bound < info.value.evidence.threshold
+
+
+def test_check_does_not_raise_and_every_baseline_seed_must_be_beaten(planted):
+    handle, circuit = planted
+    (prev,) = circuit.heads("previous_token")
+    (ind,) = circuit.heads("induction")
+    false = check_composition(handle, prev, ind, kind="q")
+    check_invariants(false)
+    assert not false.passed
+    ev = check_composition(handle, prev, ind, kind="k", seeds=[0, 1])
+    check_invariants(ev)
+    assert ev.passed and len(ev.family) == 2
+    assert [m.claim for m in ev.family] == [
+        f"L{prev[0]}H{prev[1]} -> L{ind[0]}H{ind[1]} K-composition (baseline seed {s})"
+        for s in (0, 1)]
+    assert ev.family[0].threshold != ev.family[1].threshold  # two baselines
+    alias = check_composition(handle, prev, ind, kind="k", seed=1)
+    assert alias.to_dict() == check_composition(handle, prev, ind, kind="k", seeds=[1]).to_dict()
+    with pytest.raises(MiAssertInputError, match="distinct"):
+        check_composition(handle, prev, ind, kind="k", seeds=[1, 1])
 
 
 def test_distractor_pairs_do_not_compose(planted):
@@ -52,8 +96,11 @@ def test_distractor_pairs_do_not_compose(planted):
     (prev,) = circuit.heads("previous_token")
     (self_head,) = circuit.heads("self")
     for source, target in ((positional, ind), (prev, self_head)):
-        with pytest.raises(AssertionError):
+        with pytest.raises(ClaimFailed) as info:
             mi_assert.assert_composition(handle, source, target, kind="k")
+        ev = info.value.evidence
+        check_invariants(ev)
+        assert ev.details["ratio (score / baseline mean)"] < 1.0
 
 
 def test_deterministic_for_a_seed(planted):
@@ -74,6 +121,9 @@ def test_deterministic_for_a_seed(planted):
     ({"source": "attn0"}, "not an attention head"),
     ({"n_baseline": 5}, "n_baseline"),
     ({"min_ratio": -1}, "min_ratio"),
+    ({"min_ratio": 100}, "outside the range of the K-composition score"),
+    ({"alpha": 0}, "alpha"),
+    ({"seed": 0, "seeds": [0]}, "not both"),
 ])
 def test_bad_input(planted, kwargs, match):
     handle, _ = planted

@@ -7,8 +7,11 @@ import pytest
 import torch
 
 import mi_assert
-from mi_assert.causal.attribution import direct_logit_attribution
+from mi_assert.causal.attribution import check_direct_logit_attribution, direct_logit_attribution
 from mi_assert.errors import MiAssertInputError
+from mi_assert.verdict import ClaimFailed
+
+from .conftest import check_invariants
 
 
 def test_induction_head_carries_the_logit_difference(planted, induction_batch):
@@ -17,14 +20,25 @@ def test_induction_head_carries_the_logit_difference(planted, induction_batch):
     (ind,) = circuit.heads("induction")
     ev = mi_assert.assert_direct_logit_attribution(
         handle, tokens, ind, correct, wrong, min_share=0.9, position=-2)
+    check_invariants(ev)
     assert ev.passed and ev.estimate > 0.95
+    assert ev.metric == "share of the logit difference (ratio of means)"
+    assert (ev.threshold, ev.n, ev.unit) == (0.9, 24, "prompts")
     assert ev.model["spec"] == "planted-induction@s0"
-    assert ev.figures["dla_heads"]["data"].shape == (handle.n_layers, handle.n_heads)
-    assert ev.figures["dla_heads"]["kind"] == "heatmap"
+    heat = ev.figures["dla_heads"]
+    assert heat["kind"] == "heatmap"
+    dla = direct_logit_attribution(handle, tokens, correct, wrong, position=-2)
+    np.testing.assert_allclose(heat["data"], dla.heads.mean(axis=0))
+    # the heatmap's largest cell is the induction head, and it carries the logit difference
+    assert np.unravel_index(np.argmax(heat["data"]), heat["data"].shape) == tuple(ind)
+    assert heat["data"][ind] == pytest.approx(dla.total.mean(), rel=0.05)
     # the same prompts: the induction head is not "about nothing"
-    with pytest.raises(AssertionError, match="share"):
+    with pytest.raises(ClaimFailed, match="share") as info:
         mi_assert.assert_direct_logit_attribution(
             handle, tokens, ind, correct, wrong, max_abs_share=0.05, position=-2)
+    failed = info.value.evidence
+    check_invariants(failed)
+    assert failed.deciding == "share < 0.05" and failed.bound > 0.9
 
 
 def test_distractors_contribute_about_nothing(planted, induction_batch):
@@ -35,11 +49,14 @@ def test_distractors_contribute_about_nothing(planted, induction_batch):
     for head in others:
         ev = mi_assert.assert_direct_logit_attribution(
             handle, tokens, head, correct, wrong, max_abs_share=0.05, position=-2)
+        check_invariants(ev)
         assert abs(ev.details["share (ratio of means)"]) < 0.02
+        assert {m.claim for m in ev.family} == {"share < 0.05", "share > -0.05"}
     (self_head,) = circuit.heads("self")
     with pytest.raises(AssertionError) as info:
         mi_assert.assert_direct_logit_attribution(
             handle, tokens, self_head, correct, wrong, min_share=0.5, position=-2)
+    check_invariants(info.value.evidence)
     message = str(info.value)
     assert "Top direct contributors" in message
     # the failure message names the real writer first
@@ -54,16 +71,122 @@ def test_min_value_and_lists_of_components(planted, induction_batch):
     label = f"L{ind[0]}H{ind[1]}"
     ev = mi_assert.assert_direct_logit_attribution(
         handle, tokens, label, correct, wrong, min_value=3.0, min_share=0.9, position=-2)
-    assert len(ev.family) == 2
+    check_invariants(ev)
+    assert [m.metric for m in ev.family] == ["share of the logit difference (ratio of means)",
+                                             "direct logit difference attribution (logits)"]
+    dla = direct_logit_attribution(handle, tokens, correct, wrong, position=-2)
+    value = ev.family[1]
+    assert value.estimate == pytest.approx(dla.heads[:, ind[0], ind[1]].mean())
+    assert value.threshold == 3.0 and value.estimate > 5
     # attn1 holds the induction head plus b_O: its share is about the same
     ev_layer = mi_assert.assert_direct_logit_attribution(
         handle, tokens, "attn1", correct, wrong, min_share=0.9, position=-2)
     assert ev_layer.estimate == pytest.approx(ev.family[0].estimate, abs=0.02)
     # layer 0 writes nothing the unembedding reads (no direct path): a sum of its heads fails
-    with pytest.raises(AssertionError):
+    with pytest.raises(ClaimFailed) as info:
         mi_assert.assert_direct_logit_attribution(
             handle, tokens, ["0.0", "0.1", "0.2", "0.3"], correct, wrong, min_value=1.0,
             position=-2)
+    layer0 = info.value.evidence
+    check_invariants(layer0)
+    assert layer0.settings["components"] == "L0H0 + L0H1 + L0H2 + L0H3"
+    assert layer0.estimate == pytest.approx(dla.heads[:, 0].sum(-1).mean())
+    assert abs(layer0.estimate) < 0.2 and layer0.bound < 1.0
+
+
+def test_non_positive_logit_difference_makes_the_share_undefined(planted, induction_batch):
+    """Swapped answers: the model's logit difference is about -10 on every prompt. A share of
+    it means nothing, so the share member fails with that reason as its headline, and no bound
+    is printed as cleared."""
+    handle, circuit = planted
+    tokens, correct, wrong = induction_batch
+    (ind,) = circuit.heads("induction")
+    ev = check_direct_logit_attribution(handle, tokens, ind, wrong, correct, min_share=0.9,
+                                        position=-2)
+    check_invariants(ev)
+    assert not ev.passed
+    assert ev.reason.startswith("undefined:") and "<= 0" in ev.reason
+    line = ev.summary_line()
+    assert ev.reason in line and line.endswith("FAIL")
+    assert " > threshold" not in line and "pass" not in ev.table()
+    assert "undefined" in ev.details["share (ratio of means)"]
+    assert ev.details["mean logit difference"] < -5
+    # with a min_value member that passes, the undefined share still decides the claim
+    both = check_direct_logit_attribution(handle, tokens, ind, wrong, correct, min_share=0.9,
+                                          min_value=-100.0, position=-2)
+    check_invariants(both)
+    assert not both.passed and both.deciding == "share > 0.9" and both.reason == ev.reason
+    assert [m.passed for m in both.family] == [False, True]
+    with pytest.raises(ClaimFailed, match="undefined: the model's mean logit difference"):
+        mi_assert.assert_direct_logit_attribution(handle, tokens, ind, wrong, correct,
+                                                  min_share=0.9, position=-2)
+    # a claim on the contribution in logits alone stays defined: the head writes about -10
+    value = check_direct_logit_attribution(handle, tokens, ind, wrong, correct, min_value=-1.0,
+                                           position=-2)
+    check_invariants(value)
+    assert not value.passed and not value.reason and value.estimate < -5
+
+
+def test_check_measures_and_judges_without_raising(planted, induction_batch):
+    handle, circuit = planted
+    tokens, correct, wrong = induction_batch
+    (ind,) = circuit.heads("induction")
+    (self_head,) = circuit.heads("self")
+    true = check_direct_logit_attribution(handle, tokens, ind, correct, wrong, min_share=0.9,
+                                          position=-2)
+    false = check_direct_logit_attribution(handle, tokens, self_head, correct, wrong,
+                                           min_share=0.5, position=-2)
+    for ev in (true, false):
+        check_invariants(ev)
+    assert true.passed and not false.passed and abs(false.estimate) < 0.05
+    asserted = mi_assert.assert_direct_logit_attribution(handle, tokens, ind, correct, wrong,
+                                                         min_share=0.9, position=-2)
+    assert asserted.to_dict() == true.to_dict()
+
+
+def test_seeds_are_bootstrap_rows_and_seed_is_their_alias(planted, induction_batch):
+    handle, circuit = planted
+    tokens, correct, wrong = induction_batch
+    (ind,) = circuit.heads("induction")
+    ev = check_direct_logit_attribution(handle, tokens, ind, correct, wrong, min_share=0.9,
+                                        position=-2, seeds=[0, 1, 2])
+    check_invariants(ev)
+    assert ev.passed and [r.seed for r in ev.per_seed] == [0, 1, 2]
+    assert len({(r.low, r.high) for r in ev.per_seed}) == 3  # one resample stream per seed
+    assert len({r.estimate for r in ev.per_seed}) == 1  # the same prompts
+    alias = check_direct_logit_attribution(handle, tokens, ind, correct, wrong, min_share=0.9,
+                                           position=-2, seed=2)
+    listed = check_direct_logit_attribution(handle, tokens, ind, correct, wrong, min_share=0.9,
+                                            position=-2, seeds=[2])
+    assert alias.to_dict() == listed.to_dict()
+    with pytest.raises(MiAssertInputError, match="distinct"):
+        check_direct_logit_attribution(handle, tokens, ind, correct, wrong, min_share=0.9,
+                                       position=-2, seeds=[1, 1])
+    with pytest.raises(MiAssertInputError, match="not both"):
+        check_direct_logit_attribution(handle, tokens, ind, correct, wrong, min_share=0.9,
+                                       position=-2, seeds=[1], seed=1)
+    with pytest.raises(MiAssertInputError, match="quorum"):
+        check_direct_logit_attribution(handle, tokens, ind, correct, wrong, min_share=0.9,
+                                       position=-2, seeds=[0, 1], quorum=3)
+
+
+def test_duplicated_prompts_are_one_unit(planted, induction_batch):
+    handle, circuit = planted
+    tokens, correct, wrong = induction_batch
+    (ind,) = circuit.heads("induction")
+    copies = tokens[:4].repeat(6, 1)
+    with pytest.raises(MiAssertInputError, match="4 distinct prompts"):
+        check_direct_logit_attribution(handle, copies, ind, correct[:4].repeat(6),
+                                       wrong[:4].repeat(6), min_share=0.9, position=-2)
+    # min_prompts sets the bar; above it the copies are resampled together (n counts prompts)
+    ev = check_direct_logit_attribution(handle, copies, ind, correct[:4].repeat(6),
+                                        wrong[:4].repeat(6), min_share=0.9, position=-2,
+                                        min_prompts=4)
+    check_invariants(ev)
+    assert ev.n == 4
+    with pytest.raises(MiAssertInputError, match="min_prompts"):
+        check_direct_logit_attribution(handle, tokens, ind, correct, wrong, min_share=0.9,
+                                       position=-2, min_prompts=1)
 
 
 def test_decomposition_is_exact(planted, induction_batch):
@@ -72,6 +195,17 @@ def test_decomposition_is_exact(planted, induction_batch):
     dla = direct_logit_attribution(handle, tokens, correct, wrong, position=-2)
     assert dla.normalization == "none"
     assert dla.residual_gap < 1e-4
+    # the writers sum to the model's logit difference, prompt by prompt
+    summed = dla.embed + dla.pos_embed + dla.attn.sum(-1) + dla.constant
+    np.testing.assert_allclose(summed, dla.total, atol=1e-4)
+    # a layer's attention output is its heads plus b_O: with no final norm, b_O's direct term
+    # is b_O . (W_U[:, correct] - W_U[:, wrong])
+    model = handle.model
+    direction = (model.W_U[:, correct] - model.W_U[:, wrong]).detach().double()  # [d_model, batch]
+    b_O = model.b_O.detach().double()  # [n_layers, d_model]
+    np.testing.assert_allclose(dla.attn - dla.heads.sum(-1), (b_O @ direction).T.numpy(),
+                               atol=1e-4)
+    assert dla.units == [tuple(row) for row in tokens.tolist()]
     logits = handle.forward(tokens)[:, -2]
     rows = torch.arange(tokens.shape[0])
     ld = (logits[rows, correct] - logits[rows, wrong]).double().numpy()
@@ -96,6 +230,13 @@ def test_equals_transformer_lens_with_layernorm(ln_model, ln_batch):
         assert (mine - tl).abs().max() <= 1e-4
         assert tl.abs().max() > 0.05  # the comparison is not between zeros
         assert ours.residual_gap < 1e-4
+        summed = (ours.embed + ours.pos_embed + ours.attn.sum(-1) + ours.mlp.sum(-1)
+                  + ours.constant)
+        np.testing.assert_allclose(summed, ours.total, atol=1e-4)
+        logits = ln_model(tokens)[:, pos].detach().double()
+        rows = torch.arange(tokens.shape[0])
+        np.testing.assert_allclose(ours.total, (logits[rows, correct] - logits[rows, wrong]).numpy(),
+                                   atol=1e-4)
 
 
 def test_equals_transformer_lens_logit_attrs_on_folded_model(ln_model, ln_batch):

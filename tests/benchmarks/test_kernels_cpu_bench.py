@@ -8,9 +8,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from benchmarks.support import anchors
+from benchmarks.support.testing import random_pair, random_tl_model
 from mi_assert.backends.transformer_lens import TransformerLensHandle
-from mi_assert.kernels import anchors, fast_patching_sweep
-from mi_assert.kernels.testing import random_pair, random_tl_model
+from mi_assert.kernels import fast_patching_sweep
 from tests.benchmarks.conftest import seconds_of
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from benchmarks.support import anchors
+from benchmarks.support.floor import head_sweep_floor_flops
+from benchmarks.support.testing import gpt2_twins, random_pair
 from mi_assert.backends.transformer_lens import TransformerLensHandle
-from mi_assert.kernels import anchors, attribution_head_out, fast_patching_sweep
-from mi_assert.kernels.floor import head_sweep_floor_flops
+from mi_assert.kernels import attribution_head_out, fast_patching_sweep
 from mi_assert.kernels.sae import sae_forward
-from mi_assert.kernels.testing import gpt2_twins, random_pair
 from tests.benchmarks.conftest import requires_gpu, seconds_of
 
 pytestmark = [pytest.mark.gpu, requires_gpu]
@@ -102,7 +103,7 @@ def test_bench_sae_encode_decode(gpu_bench, benchmark, dtype):
 def test_bench_sae_ce_splice(gpu_bench, benchmark, twins):
     """CE loss with an SAE spliced at blocks.8.hook_resid_pre (clean | SAE | zero), against the
     hook-based TL path on the same batch; fraction of the fp32 ceiling over the needed FLOPs."""
-    from mi_assert.kernels.floor import splice_needed_flops
+    from benchmarks.support.floor import splice_needed_flops
     from mi_assert.kernels.functional import functional_model
     from mi_assert.kernels.sae_splice import spliced_next_token_ce
     from mi_assert.sae.metrics import clean_sae_zero

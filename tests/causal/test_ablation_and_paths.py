@@ -100,3 +100,50 @@ def test_zero_ablation_needs_no_forward_and_zeroes_only_the_slot(planted_pairs, 
     heads = [c.head for c in comps]
     others = [h for h in range(handle.n_heads) if h not in heads]
     assert (out[:, :, heads] == 0).all() and torch.equal(out[:, :, others], act[:, :, others])
+
+
+def test_measure_ablation_effect_and_check(planted_pairs, evidence_ok):
+    from mi_assert.causal import check_ablation_effect, measure_ablation_effect
+
+    handle, gt, ps = planted_pairs
+    m = measure_ablation_effect(handle, ps, gt.heads("induction"), method="zero", seeds=[0, 2])
+    assert m.method == "zero" and [r.seed for r in m.runs] == [0, 2]
+    run = m.runs[0]
+    assert run.full.shape == run.ablated.shape == (16,) and len(set(run.units)) == 16
+    ev = check_ablation_effect(handle, ps, gt.heads("induction"), method="zero", seeds=[0])
+    assert ev.estimate == pytest.approx((run.full - run.ablated).mean() / run.full.mean(), rel=1e-12)
+    evidence_ok(ev)
+    false = check_ablation_effect(handle, ps, gt.heads("self"), method="zero")
+    assert not false.passed and evidence_ok(false)
+
+
+def test_ablation_worst_seed_decides(planted_pairs, monkeypatch, evidence_ok):
+    from mi_assert.causal import assertions, check_ablation_effect
+
+    handle, gt, ps = planted_pairs
+    real = assertions._measure_ablation
+
+    def seed_1_drops_nothing(*args, **kwargs):
+        m = real(*args, **kwargs)
+        runs = tuple(r if r.seed == 0 else type(r)(r.seed, r.full, r.full.copy(), r.units)
+                     for r in m.runs)
+        return type(m)(**{**m.__dict__, "runs": runs})
+
+    monkeypatch.setattr(assertions, "_measure_ablation", seed_1_drops_nothing)
+    ev = check_ablation_effect(handle, ps, gt.heads("induction"), seeds=[0, 1])
+    good, bad = ev.per_seed
+    assert good.passed and not bad.passed and not ev.passed and ev.deciding == "seed 1"
+    assert ev.bound == bad.bound
+    evidence_ok(ev)
+    with pytest.raises(ClaimFailed):
+        mi_assert.assert_ablation_effect(handle, ps, gt.heads("induction"), seeds=[0, 1])
+
+
+def test_check_path_patching_does_not_raise(planted_pairs, evidence_ok):
+    from mi_assert.causal import check_path_patching
+
+    handle, gt, ps = planted_pairs
+    prev, ind = gt.heads("previous_token")[0], gt.heads("induction")
+    ev = check_path_patching(handle, ps, sender=prev, receivers=ind, receiver_input="q", seeds=[0, 1])
+    assert not ev.passed and ev.n == 16 and len(ev.per_seed) == 2
+    evidence_ok(ev)

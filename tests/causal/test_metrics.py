@@ -8,8 +8,10 @@ import torch
 
 import mi_assert
 from mi_assert.causal.metrics import evaluate_metric
-from mi_assert.causal.recovery import check_gap, ratio_bootstrap
+from mi_assert.causal.recovery import check_gap, ratio_claim
 from mi_assert.errors import MiAssertInputError
+from mi_assert.stats import RowKey
+from mi_assert.stats.options import claim_options
 
 
 def _logits() -> torch.Tensor:
@@ -73,11 +75,25 @@ def test_zero_gap_is_a_clear_error():
     assert check_gap(np.array([2.0, 2.0]), np.array([0.0, 1.0])) == pytest.approx(1.5)
 
 
-def test_ratio_bootstrap_is_the_ratio_of_means_and_deterministic():
+def test_ratio_claim_is_the_ratio_of_means_and_deterministic(evidence_ok):
     rng = np.random.default_rng(0)
     num, den = rng.normal(1, 0.3, 40), rng.normal(2, 0.3, 40)
-    a = ratio_bootstrap(num, den, threshold=0.3, seed=1)
-    b = ratio_bootstrap(num, den, threshold=0.3, seed=1)
+    opts = claim_options(seeds=[1])
+
+    def spec():
+        return ratio_claim("ratio > 0.3", "ratio", {RowKey(1): (num, den, None)}, threshold=0.3,
+                           alternative="greater", options=opts)
+
+    a, b = spec().evaluate(), spec().evaluate()
     assert a.estimate == pytest.approx(num.mean() / den.mean())
-    assert a == b
-    assert a.low < a.estimate < a.high and a.bound > 0.3 and a.passes()
+    assert (a.estimate, a.low, a.high, a.bound) == (b.estimate, b.low, b.high, b.bound)
+    assert a.low < a.estimate < a.high and a.bound > 0.3 and a.passed and a.n == 40
+    evidence_ok(a)
+    # unit ids merge copies: 40 samples of 10 prompts are 10 units
+    units = [i % 10 for i in range(40)]
+    merged = ratio_claim("ratio > 0.3", "ratio", {RowKey(1): (num, den, units)}, threshold=0.3,
+                         alternative="greater", options=opts).evaluate()
+    assert merged.n == 10 and merged.estimate == pytest.approx(a.estimate)
+    with pytest.raises(MiAssertInputError, match="rests on 4 distinct prompts"):
+        ratio_claim("ratio > 0.3", "ratio", {RowKey(1): (num, den, [i % 4 for i in range(40)])},
+                    threshold=0.3, alternative="greater", options=opts).evaluate()

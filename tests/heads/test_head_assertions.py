@@ -7,11 +7,20 @@ import pytest
 import torch
 
 import mi_assert
-from mi_assert import ClaimFailed
 from mi_assert.errors import MiAssertInputError
-from mi_assert.heads import assertions, measure_role
+from mi_assert.heads import (
+    assertions,
+    check_attends_to_bos,
+    check_copying_head,
+    check_duplicate_token_head,
+    check_induction_head,
+    check_previous_token_head,
+    measure_role,
+)
 from mi_assert.heads.measure import clear_cache
 from mi_assert.heads.names import head_name
+from mi_assert.verdict import ClaimFailed
+from tests.heads.helpers import check_invariants
 
 ASSERT = {
     "induction": mi_assert.assert_induction_head,
@@ -19,6 +28,13 @@ ASSERT = {
     "duplicate_token": mi_assert.assert_duplicate_token_head,
     "bos": mi_assert.assert_attends_to_bos,
     "copying": mi_assert.assert_copying_head,
+}
+CHECK = {
+    "induction": check_induction_head,
+    "previous_token": check_previous_token_head,
+    "duplicate_token": check_duplicate_token_head,
+    "bos": check_attends_to_bos,
+    "copying": check_copying_head,
 }
 ALL_HEADS = [(layer, head) for layer in range(2) for head in range(4)]
 
@@ -29,14 +45,20 @@ def test_true_heads_pass_and_every_other_head_raises(role, planted):
     true_heads = truth.heads(role)
     assert true_heads
     for layer, head in ALL_HEADS:
+        checked = check_invariants(CHECK[role](handle, layer, head))
+        assert checked.passed == ((layer, head) in true_heads)
         if (layer, head) in true_heads:
-            ev = ASSERT[role](handle, layer, head)
+            ev = check_invariants(ASSERT[role](handle, layer, head))
             assert ev.passed and ev.bound > ev.threshold
             assert len(ev.per_seed) >= 3 and all(s.passed for s in ev.per_seed)
+            assert ev.to_dict() == checked.to_dict()
         else:
             with pytest.raises(AssertionError) as info:
                 ASSERT[role](handle, layer, head)
             assert isinstance(info.value, ClaimFailed)
+            failed = check_invariants(info.value.evidence)
+            assert not failed.passed and failed.bound <= failed.threshold
+            assert failed.to_dict() == checked.to_dict()
             message = str(info.value)
             assert f"{head_name(layer, head)} is " in message and "FAIL" in message
             # the failure names what the model does have: the true head ranks first
@@ -49,31 +71,64 @@ def test_positional_impostor_scores_high_at_one_repeat_length_only(planted):
     impostor = truth.heads("positional")[0]
     offset = truth.offset
     # at the one repeat length that matches its look-back distance it looks like induction ...
-    ev = mi_assert.assert_induction_head(handle, *impostor, repeat_lens=(offset + 1,))
+    ev = check_invariants(mi_assert.assert_induction_head(handle, *impostor,
+                                                          repeat_lens=(offset + 1,)))
     assert ev.passed
     # ... which is why the default checks several lengths, and the claim fails
     with pytest.raises(AssertionError) as info:
         mi_assert.assert_induction_head(handle, *impostor)
-    evidence = info.value.evidence
+    evidence = check_invariants(info.value.evidence)
     passing = {s.label for s in evidence.per_seed if s.passed}
     assert passing == {f"repeat_len={offset + 1}"}
     assert evidence.details["seeds_passed"] == "0 of 3"
+    # the headline is the deciding row: the worst row of the deciding seed, in its own numbers
+    worst = min(evidence.per_seed, key=lambda r: r.bound)
+    assert (evidence.estimate, evidence.low, evidence.high, evidence.bound, evidence.n) == (
+        worst.estimate, worst.low, worst.high, worst.bound, worst.n)
+    assert evidence.deciding == worst.name and evidence.n == 32
+    assert evidence.envelope == (min(r.low for r in evidence.per_seed),
+                                 max(r.high for r in evidence.per_seed))
 
 
 def test_family_of_heads_is_holm_corrected(planted):
     handle, truth = planted
     sinks = truth.heads("bos")
-    ev = mi_assert.assert_attends_to_bos(handle, sinks)
+    ev = check_invariants(mi_assert.assert_attends_to_bos(handle, sinks))
     assert ev.passed and len(ev.family) == 2
     assert sorted(m.settings["holm_alpha"] for m in ev.family) == pytest.approx([0.025, 0.05])
     assert ev.figures["pattern"]["data"].shape[0] == 2
+    assert len(ev.figures["samples"]["data"]) == sum(len(m.per_seed) for m in ev.family)
     # one wrong member fails the family, and the message lists every member
     wrong = [*sinks, truth.heads("previous_token")[0]]
     with pytest.raises(AssertionError) as info:
         mi_assert.assert_attends_to_bos(handle, [head_name(*h) for h in wrong])
-    family = info.value.evidence.family
-    assert [m.passed for m in family] == [True, True, False]
-    assert str(info.value).count("member ") == 3
+    bad = check_invariants(info.value.evidence)
+    assert [m.passed for m in bad.family] == [True, True, False]
+    assert str(info.value).count("\n  member ") == 3
+    assert bad.deciding == bad.family[2].claim and bad.bound <= bad.threshold
+
+
+def test_family_headline_is_its_deciding_member(planted):
+    handle, truth = planted
+    passing = check_induction_head(handle, [truth.heads("induction")[0], truth.heads("positional")[0]],
+                                   repeat_lens=(truth.offset + 1,))
+    failing = check_induction_head(handle, [truth.heads("induction")[0], truth.heads("positional")[0]])
+    sinks = check_attends_to_bos(handle, truth.heads("bos"))
+    for ev, verdict in ((passing, True), (failing, False), (sinks, True)):
+        check_invariants(ev)
+        assert ev.passed is verdict
+        assert ev.composite.startswith("Holm") and len(ev.family) == 2
+        decider = next(m for m in ev.family if m.claim == ev.deciding)
+        assert ev.details["deciding_member"] == decider.claim
+        for name in ("metric", "estimate", "low", "high", "bound", "threshold", "n", "unit",
+                     "alternative"):
+            assert getattr(ev, name) == getattr(decider, name), name
+        assert ev.passed == all(m.passed for m in ev.family) == decider.passed
+        # each member is its own discovery, read at its Holm level
+        assert sorted(m.settings["holm_rank"] for m in ev.family) == [1, 2]
+    # the failing family is decided by the impostor, in its own (failing) row's numbers
+    assert failing.deciding == f"{head_name(*truth.heads('positional')[0])} is an induction head"
+    assert failing.bound <= failing.threshold and failing.n == 32
 
 
 @pytest.mark.parametrize("form", ["pair", "name", "dotted", "tuple", "list"])
@@ -84,6 +139,7 @@ def test_head_forms_give_identical_evidence(form, planted):
             "tuple": ((layer, head),), "list": ([(layer, head)],)}[form]
     reference = mi_assert.assert_induction_head(handle, layer, head, seeds=(0,))
     assert mi_assert.assert_induction_head(handle, *args, seeds=(0,)).to_dict() == reference.to_dict()
+    assert check_induction_head(handle, *args, seeds=(0,)).to_dict() == reference.to_dict()
 
 
 def test_deterministic_and_equal_to_measured_evidence(planted):
@@ -101,9 +157,12 @@ def test_deterministic_and_equal_to_measured_evidence(planted):
 
 def test_evidence_contents_and_figures(planted):
     handle, truth = planted
-    ev = mi_assert.assert_induction_head(handle, *truth.heads("induction")[0])
-    assert ev.threshold == 0.4 and ev.alpha == 0.05 and ev.n == 3 * 4 * 32
-    assert ev.settings["split"] == "heldout"
+    ev = check_invariants(mi_assert.assert_induction_head(handle, *truth.heads("induction")[0]))
+    # n is the prompts the deciding row resampled; every row rests on its own 32 prompts
+    assert ev.threshold == 0.4 and ev.alpha == 0.05 and ev.n == 32 and ev.unit == "prompts"
+    assert [r.n for r in ev.per_seed] == [32] * 12
+    assert ev.deciding in {r.name for r in ev.per_seed} and ev.envelope is not None
+    assert ev.settings["split"] == "heldout" and ev.settings["min_prompts"] == 8
     assert "shortened" in ev.settings["repeat_lens_note"]  # 32 does not fit n_ctx=64 with BOS
     assert ev.settings["repeat_lens"] == [8, 16, 24, 31]
     assert ev.model["spec"] == "planted-induction@s0" and ev.model["checkpoint"]
@@ -112,19 +171,46 @@ def test_evidence_contents_and_figures(planted):
     hist = ev.figures["samples"]
     assert hist["kind"] == "hist" and len(hist["data"]) == len(ev.per_seed) == 12
     assert "Evidence(L" in repr(ev) and "PASS" in repr(ev)
-    copying = mi_assert.assert_copying_head(handle, *truth.heads("copying")[0])
+    copying = check_invariants(mi_assert.assert_copying_head(handle, *truth.heads("copying")[0]))
     assert "random OV circuit" in copying.details["random_baseline"]
     assert copying.details["eigenvalue_copying_score"] > 0.9
+    assert copying.unit == "tokens" and copying.n == 63  # the planted vocabulary minus BOS
+    # evidence is frozen: description is added by copying, never by mutation
+    with pytest.raises(AttributeError):
+        ev.claim = "something else"
+    with pytest.raises(TypeError):
+        ev.settings["threshold"] = 0.0
+    renamed = ev.with_context(claim="renamed", details={"note": "x"})
+    assert renamed.claim == "renamed" and renamed.bound == ev.bound and "note" not in ev.details
 
 
 def test_threshold_and_quorum_options(planted):
     handle, truth = planted
     head = truth.heads("induction")[0]
+    # a threshold inside the range moves the verdict: the true head clears 0.9, not a bound
+    # the scores cannot reach
+    assert check_invariants(mi_assert.assert_induction_head(handle, *head, threshold=0.9)).passed
+    impostor = truth.heads("positional")[0]
     with pytest.raises(AssertionError):
-        mi_assert.assert_induction_head(handle, *head, threshold=1.0)  # bound never exceeds 1
+        mi_assert.assert_induction_head(handle, *impostor, threshold=0.3)
     other = truth.heads("self")[0]
     with pytest.raises(AssertionError):
         mi_assert.assert_induction_head(handle, *other, quorum=1)
+
+
+@pytest.mark.parametrize("threshold", [-1, -0.01, 1.0, 1.5])
+def test_thresholds_outside_the_score_range_are_refused(threshold, planted):
+    handle, truth = planted
+    impostor = truth.heads("positional")[0]
+    # below 0 every head would clear it (the impostor would "pass"); at 1 or above none could
+    for fn in (mi_assert.assert_induction_head, check_induction_head):
+        with pytest.raises(MiAssertInputError, match=r"outside the range of the induction score.*"
+                                                      r"threshold in \[0, 1\)"):
+            fn(handle, *impostor, threshold=threshold)
+    with pytest.raises(MiAssertInputError, match="OV diagonal percentile"):
+        mi_assert.assert_copying_head(handle, *truth.heads("copying")[0], threshold=threshold)
+    # the lowest allowed threshold is accepted and decided
+    assert check_invariants(check_induction_head(handle, *impostor, threshold=0.0)).passed
 
 
 def test_model_seeds_load_other_training_seeds(planted):
@@ -165,6 +251,39 @@ def test_bad_input_raises_clear_errors(planted):
         mi_assert.assert_induction_head(handle, 1, 0, alpha=0.7)
 
 
+@pytest.mark.parametrize(("options", "message"), [
+    ({"seeds": (0, 0)}, "seeds must be distinct"),
+    ({"seeds": []}, "seeds must be an int or a non-empty sequence"),
+    ({"seeds": "0"}, "seeds must be an int"),
+    ({"model_seeds": [1.5]}, "model_seeds must be an int"),
+    ({"quorum": 4}, r"quorum=4: an int count must lie in 1\.\.3"),
+    ({"quorum": 1.5}, "quorum"),
+    ({"alpha": 0.5}, r"alpha must be a number in \(0, 0\.5\)"),
+    ({"n_resamples": 10}, "n_resamples must be an int >= 100"),
+    ({"min_prompts": 1}, "min_prompts must be an int >= 2"),
+    ({"n_prompts": 1}, "n_prompts must be an int >= 2"),
+    ({"batch_size": 0}, "batch_size must be an int >= 1"),
+    ({"n_tokens": True}, "n_tokens must be an int >= 2"),
+    ({"repeat_lens": (8, 8)}, "repeat_lens must be an int or distinct ints, each >= 2"),
+    ({"vocab_fraction": 0}, r"vocab_fraction must be a number in \(0, 1\]"),
+    ({"threshold": float("nan")}, "threshold must be a finite number"),
+])
+def test_options_are_validated_like_every_family(options, message, planted):
+    from mi_assert.stats.options import claim_options
+
+    handle, _ = planted
+    with pytest.raises(MiAssertInputError, match=message):
+        mi_assert.assert_induction_head(handle, 1, 0, **options)
+    shared = {k: v for k, v in options.items()
+              if k in ("seeds", "model_seeds", "alpha", "n_resamples", "min_prompts")}
+    if shared:  # the same value gives the same message in the shared validator
+        with pytest.raises(MiAssertInputError) as ours:
+            mi_assert.assert_induction_head(handle, 1, 0, **options)
+        with pytest.raises(MiAssertInputError) as theirs:
+            claim_options(**shared)
+        assert str(ours.value) == str(theirs.value)
+
+
 def test_context_too_short_for_any_repeat_raises():
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
@@ -183,12 +302,54 @@ def test_user_prompts_option(planted):
     from mi_assert.prompts import repeated_tokens
 
     tokens = repeated_tokens(8, 10, 64, seed=5, bos_token_id=0)
-    ev = mi_assert.assert_induction_head(handle, *truth.heads("induction")[0], prompts=tokens)
+    ev = check_invariants(mi_assert.assert_induction_head(handle, *truth.heads("induction")[0],
+                                                          prompts=tokens))
     assert ev.passed and ev.n == 8 and "given by the caller" in ev.settings["prompts"]
+    with pytest.raises(AssertionError):
+        mi_assert.assert_induction_head(handle, *truth.heads("previous_token")[0], prompts=tokens)
+
+
+def test_explicit_prompts_with_three_seeds_report_the_prompts_once(planted):
+    handle, truth = planted
+    from mi_assert.prompts import repeated_tokens
+
+    tokens = repeated_tokens(12, 9, 64, seed=3, bos_token_id=0)
+    ev = check_invariants(mi_assert.assert_induction_head(
+        handle, *truth.heads("induction")[0], prompts=tokens, seeds=(0, 1, 2)))
+    assert ev.passed and ev.n == 12 and [r.n for r in ev.per_seed] == [12]
+    assert f"n={len(tokens)} prompts" in ev.summary_line()
+
+
+def test_repeated_prompts_are_refused_with_the_distinct_count(planted):
+    handle, truth = planted
+    from mi_assert.prompts import repeated_tokens
+
+    one = repeated_tokens(1, 10, 64, seed=5, bos_token_id=0)
+    head = truth.heads("induction")[0]
+    # 16 copies of one prompt are one prompt's evidence: refused, not passed
+    for fn in (mi_assert.assert_induction_head, check_induction_head):
+        with pytest.raises(MiAssertInputError,
+                           match=r"rests on 1 distinct prompts \(16 samples, duplicates merged\).*"
+                                 r"at least 8 \(min_prompts\)"):
+            fn(handle, *head, prompts=one.repeat(16, 1))
+    # 4 distinct prompts, each 4 times: 4 units, still too few; with min_prompts=4 it is decided
+    four = repeated_tokens(4, 10, 64, seed=6, bos_token_id=0).repeat(4, 1)
+    with pytest.raises(MiAssertInputError, match="rests on 4 distinct prompts"):
+        check_induction_head(handle, *head, prompts=four)
+    ev = check_invariants(check_induction_head(handle, *head, prompts=four, min_prompts=4))
+    assert ev.passed and ev.n == 4
+    # a family refuses too, naming the row
+    with pytest.raises(MiAssertInputError, match="1 distinct prompts"):
+        check_induction_head(handle, [head, truth.heads("previous_token")[0]],
+                             prompts=one.repeat(16, 1))
+    # generated prompts: n_prompts below min_prompts is refused the same way
+    with pytest.raises(MiAssertInputError, match="rests on 4 distinct prompts"):
+        check_induction_head(handle, *head, n_prompts=4, seeds=(0,))
 
 
 def test_every_helper_hides_its_frame():
-    helpers = [assertions.check_role, assertions._assert_role, *ASSERT.values()]
+    helpers = [assertions.check_role, assertions._assert_role, assertions._check,
+               assertions.judge_heads, *ASSERT.values(), *CHECK.values()]
     for fn in helpers:
         assert "__tracebackhide__" in fn.__code__.co_varnames, fn.__name__
 

@@ -8,6 +8,7 @@ import torch
 import mi_assert
 from mi_assert.errors import MiAssertInputError
 from mi_assert.heads import HeadScore
+from tests.heads.helpers import check_invariants
 
 ROLES = ("induction", "previous_token", "duplicate_token", "bos", "copying")
 
@@ -54,3 +55,17 @@ def test_custom_prompts_and_bad_input(planted):
         mi_assert.find_heads(handle, "induction", top_k=0)
     with pytest.raises(MiAssertInputError, match="n_ctx=64"):
         mi_assert.find_heads(handle, "induction", prompts=torch.zeros(2, 70, dtype=torch.long))
+
+
+def test_confirm_checks_the_ranking_on_heldout_prompts_as_one_holm_family(planted):
+    handle, truth = planted
+    sinks = mi_assert.find_heads(handle, "bos", top_k=2)
+    ev = check_invariants(sinks.confirm(handle))
+    assert ev.passed and ev.composite.startswith("Holm") and len(ev.family) == 2
+    assert ev.settings["split"] == "heldout"
+    # one head too many: the third-ranked head is not a sink, the family fails without raising
+    three = check_invariants(mi_assert.find_heads(handle, "bos", top_k=3).confirm(handle))
+    assert not three.passed and [m.passed for m in three.family] == [True, True, False]
+    single = check_invariants(mi_assert.find_heads(handle, "induction", top_k=1).confirm(handle))
+    assert single.passed and single.composite == "single"
+    assert set(truth.heads("induction")) == {tuple(map(int, single.settings["head"][1:].split("H")))}

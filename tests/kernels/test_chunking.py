@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from benchmarks.support.testing import random_tl_model
 from mi_assert.kernels.chunking import bytes_per_variant, chunks, variants_per_chunk
 from mi_assert.kernels.functional import functional_model
-from mi_assert.kernels.testing import random_tl_model
 
 
 def test_estimate_grows_with_batch_positions_and_logits():

@@ -9,10 +9,11 @@ import torch
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
+from benchmarks.support import anchors
+from benchmarks.support.testing import LogitDiff, random_pair, random_tl_model  # noqa: E402
 from mi_assert.backends.transformer_lens import TransformerLensHandle  # noqa: E402
 from mi_assert.errors import MiAssertInputError  # noqa: E402
-from mi_assert.kernels import anchors, attribution_head_out, fast_patching_sweep  # noqa: E402
-from mi_assert.kernels.testing import LogitDiff, random_pair, random_tl_model  # noqa: E402
+from mi_assert.kernels import attribution_head_out, fast_patching_sweep  # noqa: E402
 
 ATOL = 1e-4
 

@@ -9,6 +9,7 @@ import torch
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
+from benchmarks.support.testing import random_tl_model  # noqa: E402
 from mi_assert.backends.transformer_lens import TransformerLensHandle  # noqa: E402
 from mi_assert.kernels import fast_spliced_ce  # noqa: E402
 from mi_assert.kernels.functional import full_logits, functional_model  # noqa: E402
@@ -18,7 +19,6 @@ from mi_assert.kernels.sae_splice import (  # noqa: E402
     splice_unsupported_reason,
     spliced_next_token_ce,
 )
-from mi_assert.kernels.testing import random_tl_model  # noqa: E402
 from mi_assert.sae.metrics import per_token_ce  # noqa: E402
 
 ATOL = 1e-4

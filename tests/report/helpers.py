@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from mi_assert.prompts import repeated_tokens
-from mi_assert.stats.claims import evaluate_claim
-from mi_assert.stats.evidence import raise_if_failed
+from mi_assert.stats.claims import ClaimSpec
+from mi_assert.stats.composite import all_of
+from mi_assert.verdict import raise_if_failed
 
 REPEAT = 12
 
@@ -28,22 +29,26 @@ def induction_scores(handle, layer, seed):
     return pat[:, :, q, q - REPEAT + 1].mean(-1), pat  # [batch, head], [batch, head, q, k]
 
 
-def assert_induction(handle, layer, head, seeds=(0, 1), threshold=0.3):
-    per_head = {}
-
+def induction_spec(handle, layer, head, seeds=(0, 1), threshold=0.3, per_head=None):
     def samples(seed):
         scores, pat = induction_scores(handle, layer, seed)
-        per_head[seed] = (scores, pat)
+        if per_head is not None:
+            per_head[seed] = (scores, pat)
         return scores[:, head].numpy()
 
-    ev = evaluate_claim(f"L{layer}H{head} is an induction head", "induction_score", samples,
-                        threshold=threshold, seeds=list(seeds), model_info=handle.describe(),
-                        settings={"repeat_len": REPEAT, "n_prompts": 16})
+    return ClaimSpec(f"L{layer}H{head} is an induction head", "induction_score", samples,
+                     threshold=threshold, seeds=list(seeds), model_info=handle.describe(),
+                     settings={"repeat_len": REPEAT, "n_prompts": 16})
+
+
+def assert_induction(handle, layer, head, seeds=(0, 1), threshold=0.3):
+    per_head = {}
+    ev = induction_spec(handle, layer, head, seeds, threshold, per_head).evaluate()
     scores, pat = per_head[seeds[0]]
     grid = np.zeros((handle.n_layers, handle.n_heads))
     for lay in range(handle.n_layers):
         grid[lay] = induction_scores(handle, lay, seeds[0])[0].mean(0).numpy()
-    ev.figures.update({
+    ev = ev.with_context(figures={
         "induction score per head": {"kind": "heatmap", "data": grid, "xlabel": "head",
                                      "ylabel": "layer", "title": "mean induction score"},
         "attention pattern": {"kind": "pattern", "data": pat[:2, head], "xlabel": "key pos",
@@ -51,6 +56,18 @@ def assert_induction(handle, layer, head, seeds=(0, 1), threshold=0.3):
         "scores per prompt": {"kind": "hist", "data": [scores[:, head].tolist()],
                               "threshold": threshold, "xlabel": "induction score"},
     })
+    return raise_if_failed(ev)
+
+
+def assert_induction_and_quiet(handle, layer, head, quiet_layer, quiet_head, seeds=(0,),
+                               threshold=0.3, quiet_below=0.2):
+    """A composite claim: L{layer}H{head} is an induction head AND another head is not."""
+    quiet = induction_spec(handle, quiet_layer, quiet_head, seeds, quiet_below)
+    quiet = ClaimSpec(f"L{quiet_layer}H{quiet_head} is not an induction head", "induction_score",
+                      quiet.samples, threshold=quiet_below, alternative="less", seeds=list(seeds),
+                      model_info=handle.describe())
+    ev = all_of([induction_spec(handle, layer, head, seeds, threshold), quiet],
+                claim=f"only L{layer}H{head} induces", model_info=handle.describe())
     return raise_if_failed(ev)
 '''
 

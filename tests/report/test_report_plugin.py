@@ -40,7 +40,7 @@ def test_baseline_save_compare_and_regression(suite: pytest.Pytester) -> None:
     (path,) = _baseline_files(suite.path)
     content = path.read_text()
     doc = json.loads(content)
-    assert doc["kind"] == "mi-assert-baseline" and doc["schema_version"] == 1
+    assert doc["kind"] == "mi-assert-baseline" and doc["schema_version"] == 2
     assert doc["records"][0]["key"] == "test_suite.py::test_induction[seed0]::L1H0 is an induction head"
 
     # saving again without --mi-baseline-overwrite: usage error before running, file untouched
@@ -52,7 +52,8 @@ def test_baseline_save_compare_and_regression(suite: pytest.Pytester) -> None:
     # unchanged model: ok, run passes
     same = suite.runpytest("--mi-model", "model", "--mi-compare", "main", "--mi-compare-fail")
     assert same.ret == 0
-    same.stdout.fnmatch_lines(["*compare with baseline 'main'*", "ok *L1H0 is an induction head*",
+    same.stdout.fnmatch_lines(["*compare with baseline 'main'*",
+                               "ok *test_suite.py::test_induction[[]seed0[]]*L1H0 is an induction head*",
                                "1 ok"])
 
     # the same weights under another spec: compared, but flagged
@@ -63,7 +64,7 @@ def test_baseline_save_compare_and_regression(suite: pytest.Pytester) -> None:
     save_planted_checkpoint(model, q_scale=0.5)
     soft = suite.runpytest("--mi-model", "model", "--mi-compare", "main")
     assert soft.ret == 0  # without --mi-compare-fail the diff is informational
-    soft.stdout.fnmatch_lines(["REGRESSED *L1H0 is an induction head*0.89* 0.4*[[]0.*weights changed*"])
+    soft.stdout.fnmatch_lines(["REGRESSED *L1H0 is an induction head*0.8* 0.4*[[]0.* PASS *weights changed*"])
     failing = suite.runpytest("--mi-model", "model", "--mi-compare", "main", "--mi-compare-fail")
     failing.assert_outcomes(passed=1)
     assert failing.ret == pytest.ExitCode.TESTS_FAILED
@@ -77,7 +78,7 @@ def test_baseline_save_compare_and_regression(suite: pytest.Pytester) -> None:
     save_planted_checkpoint(model, zero_heads=[(1, 0)])
     zeroed = suite.runpytest("--mi-model", "model", "--mi-compare", "main", "--mi-compare-fail")
     zeroed.assert_outcomes(failed=1)
-    zeroed.stdout.fnmatch_lines(["REGRESSED *L1H0 is an induction head*weights changed, verdict PASS->FAIL"])
+    zeroed.stdout.fnmatch_lines(["REGRESSED *L1H0 is an induction head* PASS->FAIL *weights changed, verdict PASS->FAIL"])
     assert path.read_text() == content
 
     # overwrite is explicit, and then replaces the file
@@ -91,17 +92,22 @@ def test_bad_baselines_and_report_dirs(pytester: pytest.Pytester) -> None:
     folder = pytester.path / ".mi_baselines"
     (folder / "corrupt").mkdir(parents=True)
     (folder / "corrupt" / "m.json").write_text('{"kind": "mi-assert-baseline", "records": [')
+    (folder / "old").mkdir()
+    (folder / "old" / "m.json").write_text(json.dumps(
+        {"kind": "mi-assert-baseline", "schema_version": 1, "records": []}))
     (folder / "future").mkdir()
     (folder / "future" / "m.json").write_text(json.dumps(
         {"kind": "mi-assert-baseline", "schema_version": 99, "records": []}))
     (folder / "report").mkdir()
     (folder / "report" / "m.json").write_text(json.dumps(
-        {"kind": "mi-assert-report", "schema_version": 1, "records": []}))
+        {"kind": "mi-assert-report", "schema_version": 2, "records": []}))
     cases = {
         ("--mi-compare", "corrupt"): "*corrupt/m.json is not valid JSON (line 1, column*",
-        ("--mi-compare", "future"): "*schema_version 99 is not supported*reads version 1*",
+        ("--mi-compare", "future"): "*schema_version 99 is not supported*reads version 2)*",
+        ("--mi-compare", "old"): "*old/m.json: schema_version 1 is not supported*reads version 2)"
+                                 "*written by an older mi-assert*--mi-baseline-overwrite*",
         ("--mi-compare", "report"): "*not an mi-assert-baseline file (its 'kind' is 'mi-assert-report')*",
-        ("--mi-compare", "nope"): "*baseline 'nope' not found*available: corrupt, future, report*",
+        ("--mi-compare", "nope"): "*baseline 'nope' not found*available: corrupt, future, old, report*",
         ("--mi-compare", "../x"): "*baseline name '../x' is not allowed*",
         ("--mi-compare-fail",): "*--mi-compare-fail needs --mi-compare NAME*",
         ("--mi-compare", "future", "--mi-tolerance", "recovery=0.1"): "*tolerance 'recovery=0.1' not understood*",
@@ -187,3 +193,29 @@ def test_checkpoint_sweep_trajectory_and_baseline(pytester: pytest.Pytester) -> 
     compared = pytester.runpytest("--mi-compare", "sweep", "--mi-compare-fail")
     compared.assert_outcomes(passed=5, failed=1)
     compared.stdout.fnmatch_lines(["ok *L1H0 is an induction head @step10*", "3 ok"])
+
+
+COMPOSITE = """
+from claims import assert_induction_and_quiet
+
+def test_only_one_head_induces(mi_model):
+    assert_induction_and_quiet(mi_model, 1, 0, 0, 1)
+"""
+
+
+def test_composite_baseline_compares_every_member(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(claims=CLAIMS_MODULE, test_comp=COMPOSITE)
+    model = save_planted_checkpoint(pytester.path / "model")
+    saved = pytester.runpytest("--mi-model", "model", "--mi-save-baseline", "main")
+    saved.assert_outcomes(passed=1)
+    saved.stdout.fnmatch_lines(["PASS *only L1H0 induces [[]deciding: *[]]*bound *threshold*"])
+    (path,) = _baseline_files(pytester.path)
+    (rec,) = json.loads(path.read_text())["records"]
+    assert [m["claim"] for m in rec["members"]] == ["L1H0 is an induction head",
+                                                    "L0H1 is not an induction head"]
+    save_planted_checkpoint(model, q_scale=0.5)
+    soft = pytester.runpytest("--mi-model", "model", "--mi-compare", "main")
+    soft.stdout.fnmatch_lines([
+        "REGRESSED *test_comp.py::test_only_one_head_induces*only L1H0 induces / member: "
+        "L1H0 is an induction head*weights changed*",
+        "ok *only L1H0 induces / member: L0H1 is not an induction head*"])

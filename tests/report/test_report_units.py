@@ -53,7 +53,7 @@ def test_compare_rows_new_missing_and_flags() -> None:
                       "fresh": ("new", ""), "moved": ("ok", "OTHER MODEL")}
     assert comp["counts"]["REGRESSED"] == 1
     lines = format_table(comp)
-    assert lines[1].startswith("REGRESSED  kept") and "-0.300" in lines[1]
+    assert lines[1].startswith("REGRESSED  t.py::test  kept") and "-0.300" in lines[1]
     assert any(line.startswith("WARNING: baseline 'main' was recorded on model 'A'") for line in lines)
 
 
@@ -75,9 +75,14 @@ def test_baseline_roundtrip_and_guard(tmp_path: Path) -> None:
         bl.check_can_save(tmp_path, "v1", overwrite=False)
     bl.check_can_save(tmp_path, "v1", overwrite=True)
     (tmp_path / "v1" / "zoo@s0.json").write_text(json.dumps({"kind": "mi-assert-baseline",
-                                                             "schema_version": 1,
+                                                             "schema_version": 2,
                                                              "records": [{"key": "k"}]}))
     with pytest.raises(MiAssertInputError, match="record 0 lacks field"):
+        bl.load_baseline(tmp_path, "v1")
+    (tmp_path / "v1" / "zoo@s0.json").write_text(json.dumps({"kind": "mi-assert-baseline",
+                                                             "schema_version": 1, "records": []}))
+    with pytest.raises(MiAssertInputError, match=r"schema_version 1 is not supported.*reads "
+                       r"version 2\).*older mi-assert.*--mi-baseline-overwrite"):
         bl.load_baseline(tmp_path, "v1")
 
 

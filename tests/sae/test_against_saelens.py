@@ -28,6 +28,13 @@ def saelens_run_evals(handle, sae, tokens):
     return metrics
 
 
+@pytest.fixture(scope="module")
+def trained_sae():
+    from mi_assert.sae import load_sae
+
+    return load_sae("planted-induction-l0-resid")
+
+
 def test_metrics_match_run_evals(planted_model, repeated, basis):
     from mi_assert.sae.metrics import measure_on_model
 
@@ -43,3 +50,22 @@ def test_metrics_match_run_evals(planted_model, repeated, basis):
     assert float(ce.sae.mean()) == pytest.approx(perf["ce_loss_with_sae"], abs=1e-5)
     assert float(ce.zero.mean()) == pytest.approx(perf["ce_loss_with_ablation"], abs=1e-5)
     assert ce.recovered() == pytest.approx(perf["ce_loss_score"], abs=1e-4)
+
+
+@pytest.mark.parametrize("which", ["basis", "trained"])
+def test_claimed_explained_variance_is_saelens_explained_variance(planted_model, repeated, basis,
+                                                                  trained_sae, which):
+    """The number the claim bootstraps (the member's estimate) is run_evals's EV, not a
+    look-alike computed another way."""
+    from mi_assert.sae import check_sae_reconstruction, measure_sae_reconstruction
+
+    sae = basis if which == "basis" else trained_sae
+    ref = saelens_run_evals(planted_model, sae, repeated)["reconstruction_quality"]
+    ev = check_sae_reconstruction(sae, planted_model, repeated, min_explained_variance=0.5,
+                                  max_mse=10.0)
+    (member,) = [m for m in ev.family if m.metric == "explained variance (pooled)"]
+    assert member.estimate == pytest.approx(ref["explained_variance"], abs=1e-5)
+    (mse,) = [m for m in ev.family if m.metric.startswith("MSE")]
+    assert mse.estimate == pytest.approx(ref["mse"], rel=1e-5)
+    data = measure_sae_reconstruction(sae, planted_model, repeated, with_ce=False).per_seed[0]
+    assert data.metrics["explained_variance"] == member.estimate

@@ -13,7 +13,8 @@ import torch
 from mi_assert import assert_sae_reconstruction, load_model
 from mi_assert.kernels import fast_spliced_ce
 from mi_assert.sae import metrics as M
-from mi_assert.stats.evidence import ClaimFailed
+from mi_assert.verdict import ClaimFailed
+from tests.sae.conftest import assert_consistent
 
 BACKENDS = ("transformer_lens", "bridge", "nnsight")
 HOOK = "blocks.1.hook_resid_post"
@@ -81,10 +82,14 @@ def test_verdicts_agree_across_backends(handles, tokens, backend):
     good = assert_sae_reconstruction(exact_sae(handle.d_model), handle, tokens, min_ce_loss_recovered=0.9,
                                      min_explained_variance=0.99, n_resamples=500)
     assert good.passed
+    assert_consistent(good)
+    assert [m.estimate for m in good.family] == [pytest.approx(1.0, abs=1e-5)] * 2
     with pytest.raises(ClaimFailed) as failed:
         assert_sae_reconstruction(noisy_sae(handle.d_model), handle, tokens, min_ce_loss_recovered=0.9,
                                   n_resamples=500)
     assert "CE loss recovered" in str(failed.value)
+    assert failed.value.evidence.metric == "CE loss recovered"
+    assert_consistent(failed.value.evidence)
 
 
 def test_transformer_lens_measurement_takes_no_hook_path(handles, tokens, monkeypatch):

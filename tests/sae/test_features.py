@@ -113,3 +113,76 @@ def test_steering_a_junk_latent_moves_nothing(planted_model, repeated, final_bas
         assert_feature_steering(final_basis, planted_model, repeated, feature=JUNK + 1,
                                 metric=_logit_of(7), scale=1.0, min_effect=1.0)
     assert abs(err.value.evidence.estimate) < 0.1
+
+
+# ----- evidence, options, non-raising checks --------------------------------------------------
+def test_recovery_evidence_reads_true_both_ways(synth):
+    from mi_assert.sae import check_feature_recovery
+    from tests.sae.conftest import assert_consistent
+
+    data, _ = synth
+    good = check_feature_recovery(true_sae(data), data)
+    bad = check_feature_recovery(random_sae(data.config.d, data.config.n_features, seed=1), data)
+    assert good.passed and not bad.passed  # check_* returns, never raises on a failed claim
+    assert good.unit == "features" and good.n == data.config.n_features
+    assert_consistent(good)
+    assert_consistent(bad)
+
+
+def test_seed_is_an_alias_of_seeds(synth):
+    from mi_assert import MiAssertInputError
+    from mi_assert.sae import check_feature_recovery
+
+    data, _ = synth
+    sae = true_sae(data)
+    assert check_feature_recovery(sae, data, seed=3).per_seed == check_feature_recovery(
+        sae, data, seeds=3).per_seed
+    assert [r.seed for r in check_feature_recovery(sae, data, seeds=(0, 1)).per_seed] == [0, 1]
+    with pytest.raises(MiAssertInputError, match="not both"):
+        check_feature_recovery(sae, data, seed=1, seeds=(1, 2))
+
+
+@pytest.mark.parametrize("min_mmcs", [1.0, -1.5, float("inf")])
+def test_mmcs_threshold_in_range(synth, min_mmcs):
+    from mi_assert import MiAssertInputError
+
+    data, _ = synth
+    with pytest.raises(MiAssertInputError, match="min_mmcs|MMCS"):
+        assert_feature_recovery(true_sae(data), data, min_mmcs=min_mmcs)
+
+
+def test_fires_evidence_and_options(planted_model, basis):
+    from mi_assert import MiAssertInputError
+    from mi_assert.sae import check_feature_fires
+    from tests.sae.conftest import assert_consistent
+
+    pos, neg = _prompts(5, 5, 24, seed=1), _prompts(None, 5, 24, seed=2)
+    good = check_feature_fires(basis, planted_model, pos, neg, feature=TOK + 5)
+    bad = check_feature_fires(basis, planted_model, pos, neg, feature=TOK + 7)
+    assert good.passed and not bad.passed
+    assert good.n == 48 and good.unit == "prompts"
+    assert_consistent(good)
+    assert_consistent(bad)
+    for min_auroc in (1.0, -0.1):
+        with pytest.raises(MiAssertInputError, match="AUROC"):
+            check_feature_fires(basis, planted_model, pos, neg, feature=TOK + 5, min_auroc=min_auroc)
+    copies = pos[:1].repeat(4, 1), neg[:1].repeat(4, 1)  # 4 + 4 copies: 2 distinct prompts
+    with pytest.raises(MiAssertInputError, match="distinct"):
+        check_feature_fires(basis, planted_model, *copies, feature=TOK + 5)
+
+
+def test_steering_evidence_and_duplicates(planted_model, repeated, final_basis):
+    from mi_assert import MiAssertInputError
+    from mi_assert.sae import check_feature_steering
+    from tests.sae.conftest import assert_consistent
+
+    good = check_feature_steering(final_basis, planted_model, repeated, feature=OUT + 7,
+                                  metric=_logit_of(7), scale=1.0, min_effect=5.0, seeds=(0, 1))
+    bad = check_feature_steering(final_basis, planted_model, repeated, feature=JUNK + 1,
+                                 metric=_logit_of(7), scale=1.0, min_effect=1.0)
+    assert good.passed and not bad.passed and len(good.per_seed) == 2
+    assert_consistent(good)
+    assert_consistent(bad)
+    with pytest.raises(MiAssertInputError, match="distinct"):
+        check_feature_steering(final_basis, planted_model, repeated[:1].repeat(12, 1),
+                               feature=OUT + 7, metric=_logit_of(7), scale=1.0)

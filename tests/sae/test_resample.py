@@ -1,49 +1,46 @@
-"""The SAE engine's cluster bootstrap: BCa like the statistics engine, honest coverage."""
+"""The SAE statistics on the engine's protocol: right values, honest bounds."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import stats
 
-from mi_assert.sae.resample import (
-    JACKKNIFE_GROUPS,
-    WeightedBootstrap,
-    dead_fraction_statistic,
-    ratio_of_sums,
-)
+from mi_assert.errors import MiAssertInputError
+from mi_assert.sae import resample as R
+from mi_assert.stats.bootstrap import bootstrap
 
 
-def test_bca_equals_scipy_on_the_same_resamples():
-    """Fed scipy's own bootstrap distribution of a mean, the quantiles are scipy's BCa interval."""
-    x = np.random.default_rng(0).gamma(2.0, size=40)  # skewed: BCa differs from percentile
-    wb = WeightedBootstrap(ratio_of_sums(x, np.ones_like(x)), x.size, n_resamples=2000, seed=1)
-    ref = stats.bootstrap((x,), np.mean, n_resamples=4000, confidence_level=0.9, method="BCa",
-                          random_state=np.random.default_rng(2), vectorized=True)
-    wb.dist = np.asarray(ref.bootstrap_distribution)
-    res = wb.result(threshold=None, alpha=0.1)
-    assert res.method.startswith("BCa")
-    assert res.low == pytest.approx(ref.confidence_interval.low, rel=1e-12)
-    assert res.high == pytest.approx(ref.confidence_interval.high, rel=1e-12)
-    percentile = np.quantile(wb.dist, [0.05, 0.95])
-    assert abs(res.low - percentile[0]) > 1e-4  # the correction is doing something here
+def test_explained_variance_is_the_pooled_formula():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 5, 4))  # prompts x tokens x dims
+    x_hat = x + rng.normal(scale=0.5, size=x.shape)
+    dev = x - x.reshape(-1, 4).mean(0)
+    err_sum = ((x - x_hat) ** 2).sum(-1).sum(1)
+    dev_sum = (dev**2).sum(-1).sum(1)
+    stat = R.explained_variance(err_sum, dev_sum)
+    pooled = 1 - ((x - x_hat) ** 2).sum() / (dev**2).sum()
+    assert stat.estimate() == pytest.approx(pooled, rel=1e-12)
+    w = np.zeros((1, 30))
+    w[0, :10] = 2.0  # a resample: prompts 0..9 twice each
+    assert stat.of_unit_weights(w)[0] == pytest.approx(1 - err_sum[:10].sum() / dev_sum[:10].sum())
 
 
-def test_own_resamples_agree_with_scipy_bca():
-    x = np.random.default_rng(3).gamma(2.0, size=60)
-    wb = WeightedBootstrap(ratio_of_sums(x, np.ones_like(x)), x.size, n_resamples=20000, seed=4)
-    ref = stats.bootstrap((x,), np.mean, n_resamples=20000, confidence_level=0.9, method="BCa",
-                          random_state=np.random.default_rng(5), vectorized=True)
-    res = wb.result(threshold=None, alpha=0.1)
-    width = ref.confidence_interval.high - ref.confidence_interval.low
-    assert abs(res.low - ref.confidence_interval.low) < 0.03 * width
-    assert abs(res.high - ref.confidence_interval.high) < 0.03 * width
+def test_ce_loss_recovered_is_a_ratio_of_means():
+    from mi_assert.sae.metrics import ce_recovered
+
+    rng = np.random.default_rng(1)
+    clean = rng.uniform(0.5, 1.0, 20)
+    zero = clean + rng.uniform(2.0, 3.0, 20)
+    sae = clean + rng.uniform(0.0, 1.0, 20)
+    stat = R.ce_loss_recovered(clean, sae, zero)
+    assert stat.estimate() == pytest.approx(ce_recovered(clean, sae, zero), rel=1e-12)
+    with pytest.raises(MiAssertInputError, match="differ in length"):
+        R.ce_loss_recovered(clean, sae[:-1], zero)
 
 
-def test_grouped_jackknife_matches_delete_one_when_groups_are_single_units():
-    x = np.random.default_rng(6).gamma(2.0, size=JACKKNIFE_GROUPS * 3)
-    wb = WeightedBootstrap(ratio_of_sums(x, np.ones_like(x)), x.size, n_resamples=200, seed=0)
-    assert np.isfinite(wb.acceleration) and abs(wb.acceleration) < 0.05  # skew / sqrt(n) scale
+def test_token_mean_weighs_prompts_by_their_tokens():
+    sums, counts = np.array([10.0, 2.0]), np.array([5.0, 1.0])
+    assert R.token_mean(sums, counts).estimate() == pytest.approx(12 / 6)  # not mean(2, 2)
 
 
 def test_one_sided_bound_covers_a_ratio_of_means():
@@ -53,27 +50,30 @@ def test_one_sided_bound_covers_a_ratio_of_means():
     for draw in range(draws):
         den = rng.gamma(3.0, size=30)
         num = true_ratio * den + rng.normal(0.0, 0.3, size=30) * den
-        res = WeightedBootstrap(ratio_of_sums(num, den), 30, n_resamples=1000, seed=draw).result(
-            threshold=None, alpha=0.05)
-        misses += res.bound > true_ratio
+        res = bootstrap(R.explained_variance(den - num, den), n_resamples=1000, seed=draw)
+        misses += res.bound > true_ratio  # 1 - (den - num) / den = num / den
     assert misses / draws <= 0.09  # nominal 0.05; binomial sd at n=200 is 0.015
 
 
-def test_dead_fraction_uses_the_conservative_percentile_bound():
+def test_dead_fraction_bound_is_exact_and_zero_width():
     fired = np.random.default_rng(8).random((20, 50)) < 0.08
-    stat = dead_fraction_statistic(fired)
-    a = WeightedBootstrap(stat, 20, seed=3, method="percentile").result(threshold=0.5, alternative="less")
-    b = WeightedBootstrap(stat, 20, seed=3, method="percentile").result(threshold=0.5, alternative="less")
-    assert a == b and a.method.startswith("percentile")
-    assert a.bound > a.estimate + 0.02  # (the interval may sit wholly above the estimate)
-    # BCa here would correct the upward resampling bias onto the estimate; the guard (corrected
-    # levels beyond the resamples) sends it to percentiles instead of a near-zero-width bound
-    bca = WeightedBootstrap(stat, 20, seed=3).result(threshold=0.5, alternative="less")
-    assert bca.bound > bca.estimate + 0.02
+    stat = R.dead_fraction_bound(fired)
+    expected = float((~fired.any(0)).mean())
+    res = bootstrap(stat, threshold=0.5, alternative="less")
+    assert res.estimate == res.low == res.high == res.bound == expected
+    assert res.n == 20 and stat.unit == "prompts"
+    units = [i % 10 for i in range(20)]  # ten prompts, each twice
+    assert R.dead_fraction_bound(fired, units=units).n_units == 10
+    with pytest.raises(MiAssertInputError, match="fired"):
+        R.dead_fraction(np.ones(5, bool))
 
 
-def test_bad_method_is_named():
-    from mi_assert.errors import MiAssertInputError
-
-    with pytest.raises(MiAssertInputError, match="'BCa' or 'percentile'"):
-        WeightedBootstrap(dead_fraction_statistic(np.ones((3, 2), bool)), 3, method="bca")
+def test_sample_dead_fraction_never_undercuts_the_population():
+    """Latents dead in the population never fire on a sample, so the sample's dead fraction
+    is at least the population's in every draw: a bound that holds with probability 1."""
+    rng = np.random.default_rng(9)
+    rates = np.where(rng.random(200) < 0.3, 0.0, rng.uniform(0.001, 0.2, 200))
+    population_dead = float((rates == 0).mean())
+    for _ in range(200):
+        fired = rng.random((16, 200)) < rates
+        assert R.dead_fraction_bound(fired).estimate() >= population_dead
