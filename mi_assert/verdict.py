@@ -1,17 +1,23 @@
 """From evidence to a test outcome: record it for reports, then return it or raise.
 
-The statistics in :mod:`mi_assert.stats` never raise on a failed claim; every ``assert_*`` is
+The statistics in :mod:`mi_assert.stats` never raise on a failed claim. Every family writes a
+non-raising ``check_*`` and gets its ``assert_*`` from :func:`asserting`: the same arguments,
 ``check_*`` followed by :func:`raise_if_failed`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import functools
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ParamSpec
 
 from mi_assert.record import record
 
 if TYPE_CHECKING:
     from mi_assert.stats.evidence import Evidence
+
+P = ParamSpec("P")
 
 
 class ClaimFailed(AssertionError):
@@ -23,9 +29,10 @@ class ClaimFailed(AssertionError):
 
 
 def fail(evidence: Evidence, hint: str = "") -> None:
-    """Raise :class:`ClaimFailed` with the evidence table and an optional hint."""
+    """Raise :class:`ClaimFailed` with the evidence table and a hint (default: the evidence's)."""
     __tracebackhide__ = True
     message = "claim does not hold\n" + evidence.table()
+    hint = hint or evidence.hint
     if hint:
         message += "\n" + hint
     raise ClaimFailed(message, evidence)
@@ -38,3 +45,22 @@ def raise_if_failed(evidence: Evidence, hint: str = "") -> Evidence:
     if not evidence.passed:
         fail(evidence, hint)
     return evidence
+
+
+def asserting(check: Callable[P, Evidence]) -> Callable[P, Evidence]:
+    """The ``assert_*`` of a ``check_*``: the same arguments and documentation; it records the
+    evidence, returns it when the claim holds and raises :class:`ClaimFailed` (with the
+    evidence's hint) when it does not."""
+    name = check.__name__.replace("check_", "assert_", 1)
+
+    @functools.wraps(check)
+    def assertion(*args: P.args, **kwargs: P.kwargs) -> Evidence:
+        __tracebackhide__ = True
+        return raise_if_failed(check(*args, **kwargs))
+
+    assertion.__name__ = assertion.__qualname__ = name
+    assertion.__doc__ = (f"Assert the claim :func:`{check.__name__}` checks: returns its "
+                         "Evidence when the claim holds, raises ``ClaimFailed`` (an "
+                         "AssertionError carrying the Evidence) when it does not.\n\n"
+                         + inspect.cleandoc(check.__doc__ or ""))
+    return assertion

@@ -52,7 +52,7 @@ from mi_assert.stats import Evidence, RowKey
 from mi_assert.stats.bootstrap import Alternative
 from mi_assert.stats.claims import DEFAULT_MIN_UNITS, check_threshold
 from mi_assert.stats.options import ClaimOptions, claim_options
-from mi_assert.verdict import raise_if_failed
+from mi_assert.verdict import asserting
 
 DEFAULT_MIN_RECOVERY = 0.5
 DEFAULT_MIN_DROP = 0.5
@@ -209,7 +209,26 @@ def check_patching_recovery(
     n_resamples: int = 2000,
     min_prompts: int = DEFAULT_MIN_PROMPTS,
 ) -> Evidence:
-    """:func:`assert_patching_recovery` without raising: the Evidence, passed or not."""
+    """Claim: patching ``components`` recovers (denoise) or destroys (noise) the behaviour.
+
+    Args:
+        model: any model :func:`mi_assert.as_handle` accepts.
+        clean, corrupted: aligned token batches (or strings / a PromptSet as ``clean``).
+        components: heads (``(9, 9)``, ``"L9H9"``, ``"9.9"``; patched at ``attn.hook_z``, TL's
+            head_out patching), sites (``"attn3"``, ``"mlp3"``, ``"resid_pre5"``,
+            ``"resid_mid5"``, ``"resid_post5"``) or canonical hook names; all patched together.
+        metric: ``metric(logits) -> Tensor[batch]`` or a name built from the prompts' answers.
+        prompts: instead of clean/corrupted, a generator name (``"ioi"``,
+            ``"induction_pairs"``): each seed draws fresh held-out prompts.
+        min_recovery / max_recovery: denoising thresholds on R (default ``min_recovery=0.5``).
+        min_drop / max_drop: noising thresholds on D (default ``min_drop=0.5``).
+        direction: ``"denoise"`` (sufficiency) or ``"noise"`` (necessity); see module docstring.
+        positions: patch only these sequence positions (default: all).
+        seeds: bootstrap seeds with explicit prompts; prompt-draw seeds with a generator.
+        quorum: how many seeds must pass (default all; the worst seed is the headline).
+        alpha: one-sided level per seed.
+        min_prompts: distinct prompt pairs each seed needs (identical pairs count once).
+    """
     options = claim_options(seeds=seeds, quorum=quorum, alpha=alpha, n_resamples=n_resamples,
                             min_prompts=min_prompts)
     _check_direction(direction)
@@ -230,8 +249,9 @@ def check_patching_recovery(
                          need_corrupted=True, prompt_kwargs=prompt_kwargs)
     check_enough_prompts(draws, options.min_prompts, pairs=True)
     m = _measure_patching(handle, comps, draws, direction, positions)
-    return judge_patching_recovery(m, threshold=threshold, alternative=alternative,
-                                   options=options)
+    evidence = judge_patching_recovery(m, threshold=threshold, alternative=alternative,
+                                       options=options)
+    return evidence if direction == "noise" else evidence.with_context(hint=_RECOVERY_HINT)
 
 
 def judge_patching_recovery(m: PatchingMeasurement, *, threshold: float, alternative: Alternative,
@@ -268,54 +288,7 @@ def judge_patching_recovery(m: PatchingMeasurement, *, threshold: float, alterna
     return spec.evaluate(options.alpha)
 
 
-def assert_patching_recovery(
-    model: Any,
-    clean: Any = None,
-    corrupted: Any = None,
-    components: Any = None,
-    metric: Any = "logit_diff",
-    *,
-    prompts: Any = None,
-    min_recovery: float | None = None,
-    max_recovery: float | None = None,
-    min_drop: float | None = None,
-    max_drop: float | None = None,
-    direction: Literal["denoise", "noise"] = "denoise",
-    positions: Sequence[int] | int | None = None,
-    seeds: Sequence[int] | int = (0,),
-    quorum: int | float | None = None,
-    prompt_kwargs: Mapping[str, Any] | None = None,
-    alpha: float = 0.05,
-    n_resamples: int = 2000,
-    min_prompts: int = DEFAULT_MIN_PROMPTS,
-) -> Evidence:
-    """Claim: patching ``components`` recovers (denoise) or destroys (noise) the behaviour.
-
-    Args:
-        model: any model :func:`mi_assert.as_handle` accepts.
-        clean, corrupted: aligned token batches (or strings / a PromptSet as ``clean``).
-        components: heads (``(9, 9)``, ``"L9H9"``, ``"9.9"``; patched at ``attn.hook_z``, TL's
-            head_out patching), sites (``"attn3"``, ``"mlp3"``, ``"resid_pre5"``,
-            ``"resid_mid5"``, ``"resid_post5"``) or canonical hook names; all patched together.
-        metric: ``metric(logits) -> Tensor[batch]`` or a name built from the prompts' answers.
-        prompts: instead of clean/corrupted, a generator name (``"ioi"``,
-            ``"induction_pairs"``): each seed draws fresh held-out prompts.
-        min_recovery / max_recovery: denoising thresholds on R (default ``min_recovery=0.5``).
-        min_drop / max_drop: noising thresholds on D (default ``min_drop=0.5``).
-        direction: ``"denoise"`` (sufficiency) or ``"noise"`` (necessity); see module docstring.
-        positions: patch only these sequence positions (default: all).
-        seeds: bootstrap seeds with explicit prompts; prompt-draw seeds with a generator.
-        quorum: how many seeds must pass (default all; the worst seed is the headline).
-        alpha: one-sided level per seed.
-        min_prompts: distinct prompt pairs each seed needs (identical pairs count once).
-    """
-    __tracebackhide__ = True
-    evidence = check_patching_recovery(
-        model, clean, corrupted, components, metric, prompts=prompts, min_recovery=min_recovery,
-        max_recovery=max_recovery, min_drop=min_drop, max_drop=max_drop, direction=direction,
-        positions=positions, seeds=seeds, quorum=quorum, prompt_kwargs=prompt_kwargs,
-        alpha=alpha, n_resamples=n_resamples, min_prompts=min_prompts)
-    return raise_if_failed(evidence, "" if direction == "noise" else _RECOVERY_HINT)
+assert_patching_recovery = asserting(check_patching_recovery)
 
 
 # ----------------------------------------------------------------------------------------
@@ -428,7 +401,25 @@ def check_ablation_effect(
     n_resamples: int = 2000,
     min_prompts: int = DEFAULT_MIN_PROMPTS,
 ) -> Evidence:
-    """:func:`assert_ablation_effect` without raising: the Evidence, passed or not."""
+    """Claim: ablating ``components`` drops the metric by at least ``min_drop`` (or less than
+    ``max_drop``) of its value.
+
+    Statistic: the relative drop ``(mean(metric) - mean(ablated metric)) / mean(metric)`` over
+    the prompts (ratio of means, paired bootstrap). Default ``min_drop=0.5``.
+
+    ``method``:
+        * ``"mean"``: each component's activation is replaced by its mean over ``reference``
+          prompts, per position (default reference: the prompt batch itself; pass token ids,
+          a PromptSet, or ``"corrupted"`` to use the PromptSet's corrupted prompts, e.g.
+          Wang et al.'s ABC distribution for IOI);
+        * ``"zero"``: replaced by zeros;
+        * ``"resample"``: replaced by the activation on another prompt of ``reference``
+          (seeded permutation with no fixed points; the seed is each claim seed);
+        * ``"noise"``: Gaussian noise added with std ``noise_scale`` × the activation's std.
+    ``prompts``: token ids, strings, a PromptSet (its clean prompts are used), or a generator
+    name (fresh held-out prompts per seed). ``quorum``, ``alpha``, ``min_prompts`` as in
+    :func:`assert_patching_recovery`.
+    """
     options = claim_options(seeds=seeds, quorum=quorum, alpha=alpha, n_resamples=n_resamples,
                             min_prompts=min_prompts)
     _check_method(method)
@@ -464,50 +455,7 @@ def check_ablation_effect(
     return spec.evaluate(options.alpha)
 
 
-def assert_ablation_effect(
-    model: Any,
-    prompts: Any,
-    components: Any,
-    metric: Any = "logit_diff",
-    method: Literal["mean", "zero", "resample", "noise"] = "mean",
-    *,
-    min_drop: float | None = None,
-    max_drop: float | None = None,
-    reference: Any = None,
-    noise_scale: float = 1.0,
-    positions: Sequence[int] | int | None = None,
-    seeds: Sequence[int] | int = (0,),
-    quorum: int | float | None = None,
-    prompt_kwargs: Mapping[str, Any] | None = None,
-    alpha: float = 0.05,
-    n_resamples: int = 2000,
-    min_prompts: int = DEFAULT_MIN_PROMPTS,
-) -> Evidence:
-    """Claim: ablating ``components`` drops the metric by at least ``min_drop`` (or less than
-    ``max_drop``) of its value.
-
-    Statistic: the relative drop ``(mean(metric) - mean(ablated metric)) / mean(metric)`` over
-    the prompts (ratio of means, paired bootstrap). Default ``min_drop=0.5``.
-
-    ``method``:
-        * ``"mean"``: each component's activation is replaced by its mean over ``reference``
-          prompts, per position (default reference: the prompt batch itself; pass token ids,
-          a PromptSet, or ``"corrupted"`` to use the PromptSet's corrupted prompts, e.g.
-          Wang et al.'s ABC distribution for IOI);
-        * ``"zero"``: replaced by zeros;
-        * ``"resample"``: replaced by the activation on another prompt of ``reference``
-          (seeded permutation with no fixed points; the seed is each claim seed);
-        * ``"noise"``: Gaussian noise added with std ``noise_scale`` × the activation's std.
-    ``prompts``: token ids, strings, a PromptSet (its clean prompts are used), or a generator
-    name (fresh held-out prompts per seed). ``quorum``, ``alpha``, ``min_prompts`` as in
-    :func:`assert_patching_recovery`.
-    """
-    __tracebackhide__ = True
-    return raise_if_failed(check_ablation_effect(
-        model, prompts, components, metric, method, min_drop=min_drop, max_drop=max_drop,
-        reference=reference, noise_scale=noise_scale, positions=positions, seeds=seeds,
-        quorum=quorum, prompt_kwargs=prompt_kwargs, alpha=alpha, n_resamples=n_resamples,
-        min_prompts=min_prompts))
+assert_ablation_effect = asserting(check_ablation_effect)
 
 
 def _reference_tokens(handle: ModelHandle, draw: Draw, reference: Any) -> Tensor | None:
@@ -648,7 +596,17 @@ def check_path_patching(
     n_resamples: int = 2000,
     min_prompts: int = DEFAULT_MIN_PROMPTS,
 ) -> Evidence:
-    """:func:`assert_path_patching` without raising: the Evidence, passed or not."""
+    """Claim: the effect that flows from ``sender`` to ``receivers`` (through
+    ``receiver_input``) recovers at least ``min_recovery`` (or less than ``max_recovery``) of the
+    clean-corrupted metric gap.
+
+    Statistic: ``(mean(path patched) - mean(corrupted)) / (mean(clean) - mean(corrupted))``
+    (denoising: the clean sender's effect, routed only through the named path, into the
+    corrupted run; see :func:`path_patched_logits`). Default ``min_recovery=0.5``.
+    ``sender``: a head or a site (``"mlp2"``, ``"resid_pre1"``...); ``receivers``: heads, or
+    ``"logits"`` for the sender's direct effect on the output. ``seeds``, ``quorum``,
+    ``alpha``, ``min_prompts`` as in :func:`assert_patching_recovery`.
+    """
     options = claim_options(seeds=seeds, quorum=quorum, alpha=alpha, n_resamples=n_resamples,
                             min_prompts=min_prompts)
     if receiver_input not in RECEIVER_INPUTS:
@@ -695,39 +653,6 @@ def check_path_patching(
     return spec.evaluate(options.alpha)
 
 
-def assert_path_patching(
-    model: Any,
-    clean: Any = None,
-    corrupted: Any = None,
-    sender: Any = None,
-    receivers: Any = None,
-    receiver_input: Literal["q", "k", "v", "resid"] = "resid",
-    metric: Any = "logit_diff",
-    *,
-    prompts: Any = None,
-    min_recovery: float | None = None,
-    max_recovery: float | None = None,
-    seeds: Sequence[int] | int = (0,),
-    quorum: int | float | None = None,
-    prompt_kwargs: Mapping[str, Any] | None = None,
-    alpha: float = 0.05,
-    n_resamples: int = 2000,
-    min_prompts: int = DEFAULT_MIN_PROMPTS,
-) -> Evidence:
-    """Claim: the effect that flows from ``sender`` to ``receivers`` (through
-    ``receiver_input``) recovers at least ``min_recovery`` (or less than ``max_recovery``) of the
-    clean-corrupted metric gap.
+assert_path_patching = asserting(check_path_patching)
 
-    Statistic: ``(mean(path patched) - mean(corrupted)) / (mean(clean) - mean(corrupted))``
-    (denoising: the clean sender's effect, routed only through the named path, into the
-    corrupted run; see :func:`path_patched_logits`). Default ``min_recovery=0.5``.
-    ``sender``: a head or a site (``"mlp2"``, ``"resid_pre1"``...); ``receivers``: heads, or
-    ``"logits"`` for the sender's direct effect on the output. ``seeds``, ``quorum``,
-    ``alpha``, ``min_prompts`` as in :func:`assert_patching_recovery`.
-    """
-    __tracebackhide__ = True
-    return raise_if_failed(check_path_patching(
-        model, clean, corrupted, sender, receivers, receiver_input, metric, prompts=prompts,
-        min_recovery=min_recovery, max_recovery=max_recovery, seeds=seeds, quorum=quorum,
-        prompt_kwargs=prompt_kwargs, alpha=alpha, n_resamples=n_resamples,
-        min_prompts=min_prompts))
+

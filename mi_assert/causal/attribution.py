@@ -65,7 +65,7 @@ from mi_assert.stats import (
     undefined_claim,
 )
 from mi_assert.stats.bootstrap import Alternative
-from mi_assert.verdict import raise_if_failed
+from mi_assert.verdict import asserting
 
 #: relative tolerance when reading the final norm's kind and scale from its input and output
 _NORM_RTOL = 1e-3
@@ -256,7 +256,7 @@ def _dla_claim(
     position: int,
     max_abs_share: float | None,
     opts: ClaimOptions,
-) -> tuple[Evidence, str]:
+) -> Evidence:
     writers = parse_writers(handle, components)
     if min_share is None and min_value is None and max_abs_share is None:
         raise MiAssertInputError(
@@ -330,7 +330,7 @@ def _dla_claim(
                 figures=_dla_figures(dla, contrib, name))
     hint = (f"Top direct contributors to the {target} at position {dla.position} "
             f"(mean over {total.size} prompts):\n{top}")
-    return ev, hint
+    return ev.with_context(hint=hint)
 
 
 def check_direct_logit_attribution(
@@ -374,40 +374,11 @@ def check_direct_logit_attribution(
     handle = as_handle(model)
     opts = readout_options(seeds=seeds, seed=seed, quorum=quorum, alpha=alpha,
                            n_resamples=n_resamples, min_prompts=min_prompts)
-    ev, _ = _dla_claim(handle, prompts, components, correct_ids, wrong_ids, min_share, min_value,
+    return _dla_claim(handle, prompts, components, correct_ids, wrong_ids, min_share, min_value,
                        position, max_abs_share, opts)
-    return ev
 
 
-def assert_direct_logit_attribution(
-    model: Any,
-    prompts: Any,
-    components: Any,
-    correct_ids: Any = None,
-    wrong_ids: Any = None,
-    min_share: float | None = None,
-    min_value: float | None = None,
-    position: int = -1,
-    *,
-    max_abs_share: float | None = None,
-    alpha: float = 0.05,
-    seeds: int | Sequence[int] | None = None,
-    seed: int | None = None,
-    quorum: int | float | None = None,
-    n_resamples: int = 2000,
-    min_prompts: int = DEFAULT_MIN_UNITS,
-) -> Evidence:
-    """Claim: ``components`` write directly into the logit difference
-    (:func:`check_direct_logit_attribution`). Returns the Evidence; raises
-    :class:`~mi_assert.verdict.ClaimFailed` listing the top direct contributors when it fails.
-    """
-    __tracebackhide__ = True
-    handle = as_handle(model)
-    opts = readout_options(seeds=seeds, seed=seed, quorum=quorum, alpha=alpha,
-                           n_resamples=n_resamples, min_prompts=min_prompts)
-    ev, hint = _dla_claim(handle, prompts, components, correct_ids, wrong_ids, min_share,
-                          min_value, position, max_abs_share, opts)
-    return raise_if_failed(ev, hint)
+assert_direct_logit_attribution = asserting(check_direct_logit_attribution)
 
 
 def _dla_figures(dla: DirectLogitAttribution, contrib: np.ndarray, name: str) -> dict[str, Any]:
@@ -476,7 +447,7 @@ def _lens_ranks(handle: ModelHandle, tokens: Tensor, answers: Tensor, pos: int) 
 
 
 def _lens_claim(handle: ModelHandle, prompts: Any, answer_ids: Any, from_layer: int, top_k: int,
-                position: int, min_fraction: float, opts: ClaimOptions) -> tuple[Evidence, str]:
+                position: int, min_fraction: float, opts: ClaimOptions) -> Evidence:
     metric = f"fraction of layers >= {from_layer} with the answer in the top-{top_k}"
     min_fraction = check_threshold_option("min_fraction", min_fraction, "greater", (0.0, 1.0),
                                           metric)
@@ -523,7 +494,7 @@ def _lens_claim(handle: ModelHandle, prompts: Any, answer_ids: Any, from_layer: 
             + (f"Every layer from {first_ok} on has a top-{top_k} rate above {min_fraction:g}."
                if first_ok is not None else
                f"No layer range reaches a top-{top_k} rate above {min_fraction:g}."))
-    return spec.evaluate(opts.alpha), hint
+    return spec.evaluate(opts.alpha).with_context(hint=hint)
 
 
 def check_logit_lens(
@@ -557,35 +528,10 @@ def check_logit_lens(
     handle = as_handle(model)
     opts = readout_options(seeds=seeds, seed=seed, quorum=quorum, alpha=alpha,
                            n_resamples=n_resamples, min_prompts=min_prompts)
-    ev, _ = _lens_claim(handle, prompts, answer_ids, from_layer, top_k, position, min_fraction,
+    return _lens_claim(handle, prompts, answer_ids, from_layer, top_k, position, min_fraction,
                         opts)
-    return ev
 
 
-def assert_logit_lens(
-    model: Any,
-    prompts: Any,
-    answer_ids: Any = None,
-    from_layer: int = 0,
-    top_k: int = 1,
-    position: int = -1,
-    min_fraction: float = 0.9,
-    *,
-    alpha: float = 0.05,
-    seeds: int | Sequence[int] | None = None,
-    seed: int | None = None,
-    quorum: int | float | None = None,
-    n_resamples: int = 2000,
-    min_prompts: int = DEFAULT_MIN_UNITS,
-) -> Evidence:
-    """Claim: from layer ``from_layer`` on, the logit lens ranks the answer in its top-k
-    (:func:`check_logit_lens`). Returns the Evidence; raises
-    :class:`~mi_assert.verdict.ClaimFailed` with the per-layer top-k rates when it fails.
-    """
-    __tracebackhide__ = True
-    handle = as_handle(model)
-    opts = readout_options(seeds=seeds, seed=seed, quorum=quorum, alpha=alpha,
-                           n_resamples=n_resamples, min_prompts=min_prompts)
-    ev, hint = _lens_claim(handle, prompts, answer_ids, from_layer, top_k, position,
-                           min_fraction, opts)
-    return raise_if_failed(ev, hint)
+assert_logit_lens = asserting(check_logit_lens)
+
+

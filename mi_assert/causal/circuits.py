@@ -52,7 +52,7 @@ from mi_assert.errors import MiAssertInputError
 from mi_assert.stats import Evidence, RowKey, all_of
 from mi_assert.stats.claims import DEFAULT_MIN_UNITS, check_threshold
 from mi_assert.stats.options import ClaimOptions, check_count, claim_options
-from mi_assert.verdict import raise_if_failed
+from mi_assert.verdict import asserting
 
 NODE_SETS: tuple[str, ...] = ("auto", "heads", "heads+mlps")
 #: distinct prompts each seed's row needs (minimality: in its test half)
@@ -182,7 +182,12 @@ def check_circuit_faithfulness(
     n_resamples: int = 2000,
     min_prompts: int = DEFAULT_MIN_PROMPTS,
 ) -> Evidence:
-    """:func:`assert_circuit_faithfulness` without raising: the Evidence, passed or not."""
+    """Claim: the circuit alone (everything else knocked out) keeps at least
+    ``min_faithfulness`` of the full model's metric: ``F(C)/F(M)`` (module docstring).
+
+    ``seeds`` vary the bootstrap (and a ``resample`` ablation) with explicit prompts and draw
+    fresh prompts with a generator name; ``quorum`` seeds must pass (default all); each seed
+    needs ``min_prompts`` distinct prompts."""
     options = claim_options(seeds=seeds, quorum=quorum, alpha=alpha, n_resamples=n_resamples,
                             min_prompts=min_prompts)
     threshold = check_threshold(min_faithfulness, "greater", None, "min_faithfulness")
@@ -205,35 +210,7 @@ def check_circuit_faithfulness(
     return spec.evaluate(options.alpha)
 
 
-def assert_circuit_faithfulness(
-    model: Any,
-    prompts: Any,
-    circuit: Any,
-    metric: Any = "logit_diff",
-    *,
-    min_faithfulness: float = 0.8,
-    ablation: Literal["mean", "zero", "resample"] = "mean",
-    reference: Any = None,
-    nodes: str = "auto",
-    seeds: Sequence[int] | int = (0,),
-    quorum: int | float | None = None,
-    prompt_kwargs: Mapping[str, Any] | None = None,
-    alpha: float = 0.05,
-    n_resamples: int = 2000,
-    min_prompts: int = DEFAULT_MIN_PROMPTS,
-) -> Evidence:
-    """Claim: the circuit alone (everything else knocked out) keeps at least
-    ``min_faithfulness`` of the full model's metric: ``F(C)/F(M)`` (module docstring).
-
-    ``seeds`` vary the bootstrap (and a ``resample`` ablation) with explicit prompts and draw
-    fresh prompts with a generator name; ``quorum`` seeds must pass (default all); each seed
-    needs ``min_prompts`` distinct prompts."""
-    __tracebackhide__ = True
-    return raise_if_failed(check_circuit_faithfulness(
-        model, prompts, circuit, metric, min_faithfulness=min_faithfulness, ablation=ablation,
-        reference=reference, nodes=nodes, seeds=seeds, quorum=quorum,
-        prompt_kwargs=prompt_kwargs, alpha=alpha, n_resamples=n_resamples,
-        min_prompts=min_prompts))
+assert_circuit_faithfulness = asserting(check_circuit_faithfulness)
 
 
 def _check_positive(value: Any, name: str, *, strict: bool) -> float:
@@ -265,7 +242,9 @@ def check_circuit_completeness(
     n_resamples: int = 1000,
     min_prompts: int = DEFAULT_MIN_PROMPTS,
 ) -> Evidence:
-    """:func:`assert_circuit_completeness` without raising: the Evidence, passed or not."""
+    """Claim: knocking out any subset K of the circuit hurts the circuit as it hurts the model:
+    ``|F(C\\K) - F(M\\K)| / F(M) < max_gap`` for ∅, C and ``n_subsets`` random K (seeded).
+    Every seed and every K must pass (module docstring)."""
     options = claim_options(seeds=seeds, alpha=alpha, n_resamples=n_resamples,
                             min_prompts=min_prompts)
     gap = _check_positive(max_gap, "max_gap", strict=True)
@@ -308,32 +287,7 @@ def check_circuit_completeness(
     )
 
 
-def assert_circuit_completeness(
-    model: Any,
-    prompts: Any,
-    circuit: Any,
-    metric: Any = "logit_diff",
-    *,
-    max_gap: float = 0.2,
-    n_subsets: int = 8,
-    ablation: Literal["mean", "zero", "resample"] = "mean",
-    reference: Any = None,
-    nodes: str = "auto",
-    seeds: Sequence[int] | int = (0,),
-    prompt_kwargs: Mapping[str, Any] | None = None,
-    alpha: float = 0.05,
-    n_resamples: int = 1000,
-    min_prompts: int = DEFAULT_MIN_PROMPTS,
-) -> Evidence:
-    """Claim: knocking out any subset K of the circuit hurts the circuit as it hurts the model:
-    ``|F(C\\K) - F(M\\K)| / F(M) < max_gap`` for ∅, C and ``n_subsets`` random K (seeded).
-    Every seed and every K must pass (module docstring)."""
-    __tracebackhide__ = True
-    return raise_if_failed(check_circuit_completeness(
-        model, prompts, circuit, metric, max_gap=max_gap, n_subsets=n_subsets,
-        ablation=ablation, reference=reference, nodes=nodes, seeds=seeds,
-        prompt_kwargs=prompt_kwargs, alpha=alpha, n_resamples=n_resamples,
-        min_prompts=min_prompts))
+assert_circuit_completeness = asserting(check_circuit_completeness)
 
 
 def _halves(units: Sequence[Hashable]) -> tuple[np.ndarray, np.ndarray, int]:
@@ -361,7 +315,9 @@ def check_circuit_minimality(
     n_resamples: int = 1000,
     min_prompts: int = DEFAULT_MIN_PROMPTS,
 ) -> Evidence:
-    """:func:`assert_circuit_minimality` without raising: the Evidence, passed or not."""
+    """Claim: every circuit component matters: for each v some K ⊆ C\\{v} gives
+    ``|F(C\\(K∪{v})) - F(C\\K)| / F(M) >= min_effect`` (module docstring for the K search).
+    The test half of the prompts needs ``min_prompts`` distinct prompts, so give twice that."""
     options = claim_options(seeds=seeds, alpha=alpha, n_resamples=n_resamples,
                             min_prompts=min_prompts)
     effect = _check_positive(min_effect, "min_effect", strict=False)
@@ -419,36 +375,11 @@ def check_circuit_minimality(
                   "n_subsets": n_subsets,
                   "statistic": "|F(C\\(K+v)) - F(C\\K)| / F(M); K chosen on one half of the "
                                "distinct prompts, tested on the other"},
-        model_info=handle.describe(), details={"chosen K": chosen},
+        model_info=handle.describe(), details={"chosen K": chosen}, hint=_MINIMALITY_HINT,
     )
 
 
-def assert_circuit_minimality(
-    model: Any,
-    prompts: Any,
-    circuit: Any,
-    metric: Any = "logit_diff",
-    *,
-    min_effect: float = 0.01,
-    n_subsets: int = 6,
-    ablation: Literal["mean", "zero", "resample"] = "mean",
-    reference: Any = None,
-    nodes: str = "auto",
-    seeds: Sequence[int] | int = (0,),
-    prompt_kwargs: Mapping[str, Any] | None = None,
-    alpha: float = 0.05,
-    n_resamples: int = 1000,
-    min_prompts: int = DEFAULT_MIN_PROMPTS,
-) -> Evidence:
-    """Claim: every circuit component matters: for each v some K ⊆ C\\{v} gives
-    ``|F(C\\(K∪{v})) - F(C\\K)| / F(M) >= min_effect`` (module docstring for the K search).
-    The test half of the prompts needs ``min_prompts`` distinct prompts, so give twice that."""
-    __tracebackhide__ = True
-    return raise_if_failed(check_circuit_minimality(
-        model, prompts, circuit, metric, min_effect=min_effect, n_subsets=n_subsets,
-        ablation=ablation, reference=reference, nodes=nodes, seeds=seeds,
-        prompt_kwargs=prompt_kwargs, alpha=alpha, n_resamples=n_resamples,
-        min_prompts=min_prompts), _MINIMALITY_HINT)
+assert_circuit_minimality = asserting(check_circuit_minimality)
 
 
 __all__ = ["CircuitRunner", "assert_circuit_completeness", "assert_circuit_faithfulness",

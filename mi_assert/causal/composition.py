@@ -44,7 +44,7 @@ from mi_assert.causal._readout_inputs import model_seed_of, parse_head, resolve_
 from mi_assert.errors import MiAssertInputError
 from mi_assert.stats import ClaimOptions, ClaimSpec, Evidence, Fixed, all_of, claim_options
 from mi_assert.stats.options import check_count
-from mi_assert.verdict import raise_if_failed
+from mi_assert.verdict import asserting
 
 KINDS = ("q", "k", "v")
 #: what the ``n`` of a composition claim counts
@@ -142,7 +142,7 @@ def _baseline_cached(shapes: tuple[tuple[int, ...], ...], n: int, seed: int, chu
 
 
 def _composition_claim(handle: ModelHandle, source: Any, target: Any, kind: str,
-                       min_ratio: float, n_baseline: int, opts: ClaimOptions) -> tuple[Evidence, str]:
+                       min_ratio: float, n_baseline: int, opts: ClaimOptions) -> Evidence:
     kind = _check_kind(kind)
     n_baseline = check_count(n_baseline, "n_baseline (draws of random matrices)", minimum=20)
     if isinstance(min_ratio, bool) or not isinstance(min_ratio, (int, float)) or not min_ratio >= 0:
@@ -206,7 +206,7 @@ def _composition_claim(handle: ModelHandle, source: Any, target: Any, kind: str,
             f"{score / b0['mean']:.2f}, needs > {min_ratio:g}) and {1 - alpha:.0%} quantile "
             f"{b0['quantile']:.4f}. Strongest {kind.upper()}-composition pairs from layer {l1} "
             f"into layer {l2}: {strongest}")
-    return ev, hint
+    return ev.with_context(hint=hint)
 
 
 def check_composition(
@@ -234,28 +234,9 @@ def check_composition(
     """
     handle = as_handle(model)
     opts = claim_options(seeds=resolve_seeds(seeds, seed), alpha=alpha)
-    ev, _ = _composition_claim(handle, source, target, kind, min_ratio, n_baseline, opts)
-    return ev
+    return _composition_claim(handle, source, target, kind, min_ratio, n_baseline, opts)
 
 
-def assert_composition(
-    model: Any,
-    source: Any,
-    target: Any,
-    kind: str = "k",
-    min_ratio: float = 1.5,
-    n_baseline: int = 200,
-    *,
-    alpha: float = 0.05,
-    seeds: int | Sequence[int] | None = None,
-    seed: int | None = None,
-) -> Evidence:
-    """Claim: head ``source`` Q-, K- or V-composes with the later head ``target``
-    (:func:`check_composition`). Returns the Evidence; raises
-    :class:`~mi_assert.verdict.ClaimFailed` naming the strongest pairs when it fails.
-    """
-    __tracebackhide__ = True
-    handle = as_handle(model)
-    opts = claim_options(seeds=resolve_seeds(seeds, seed), alpha=alpha)
-    ev, hint = _composition_claim(handle, source, target, kind, min_ratio, n_baseline, opts)
-    return raise_if_failed(ev, hint)
+assert_composition = asserting(check_composition)
+
+

@@ -52,7 +52,7 @@ from mi_assert.causal._readout_inputs import (
 )
 from mi_assert.errors import MiAssertInputError
 from mi_assert.stats import DEFAULT_MIN_UNITS, ClaimOptions, ClaimSpec, Evidence, Mean, all_of
-from mi_assert.verdict import raise_if_failed
+from mi_assert.verdict import asserting
 
 CONTROLS = ("shuffle", "type")
 #: the range of a held-out accuracy and of a selectivity (accuracy minus control accuracy)
@@ -351,7 +351,7 @@ def _probe_claim(
     heldout_fraction: float,
     l2: float,
     opts: ClaimOptions,
-) -> tuple[Evidence, str]:
+) -> Evidence:
     acc_metric = "held-out probe accuracy"
     sel_metric = f"selectivity (accuracy - {control} control accuracy)"
     if min_accuracy is not None:
@@ -411,7 +411,7 @@ def _probe_claim(
     hint = (f"probe at {hook}: held-out accuracy {mean_acc:.3f} (fit {fit_acc:.3f}), chance "
             f"{chance:.3f}, {control} control {mean_ctrl:.3f}. A fit accuracy far above the "
             "held-out one means the probe memorised: use more prompts or a larger l2.")
-    return ev, hint
+    return ev.with_context(hint=hint)
 
 
 def check_probe_accuracy(
@@ -447,39 +447,10 @@ def check_probe_accuracy(
     handle = as_handle(model)
     opts = readout_options(seeds=seeds, seed=seed, quorum=quorum, alpha=alpha,
                            n_resamples=n_resamples, min_prompts=min_prompts)
-    ev, _ = _probe_claim(handle, hook, prompts, labels, labels_fn, position, min_accuracy,
+    return _probe_claim(handle, hook, prompts, labels, labels_fn, position, min_accuracy,
                          min_selectivity, control, heldout_fraction, l2, opts)
-    return ev
 
 
-def assert_probe_accuracy(
-    model: Any,
-    hook: str,
-    prompts: Any,
-    labels: Labels | tuple[Labels, Labels] | None = None,
-    *,
-    labels_fn: Callable[[Tensor], Labels] | None = None,
-    position: int | Sequence[int] | range | None = -1,
-    min_accuracy: float | None = None,
-    min_selectivity: float = 0.0,
-    control: str = "shuffle",
-    heldout_fraction: float = 0.5,
-    alpha: float = 0.05,
-    seeds: int | Sequence[int] | None = None,
-    seed: int | None = None,
-    quorum: int | float | None = None,
-    l2: float = 1e-2,
-    n_resamples: int = 2000,
-    min_prompts: int = DEFAULT_MIN_UNITS,
-) -> Evidence:
-    """Claim: a linear probe at ``hook`` decodes the labels beyond chance and a control
-    (:func:`check_probe_accuracy`). Returns the Evidence; raises
-    :class:`~mi_assert.verdict.ClaimFailed` when it fails.
-    """
-    __tracebackhide__ = True
-    handle = as_handle(model)
-    opts = readout_options(seeds=seeds, seed=seed, quorum=quorum, alpha=alpha,
-                           n_resamples=n_resamples, min_prompts=min_prompts)
-    ev, hint = _probe_claim(handle, hook, prompts, labels, labels_fn, position, min_accuracy,
-                            min_selectivity, control, heldout_fraction, l2, opts)
-    return raise_if_failed(ev, hint)
+assert_probe_accuracy = asserting(check_probe_accuracy)
+
+

@@ -54,22 +54,22 @@ from mi_assert.heads.measure import RoleMeasurement, measure_role, resolve_model
 from mi_assert.heads.names import Head, check_heads, head_name, parse_heads
 from mi_assert.stats.composite import holm_family
 from mi_assert.stats.evidence import Evidence
-from mi_assert.verdict import raise_if_failed
+from mi_assert.verdict import asserting
 
 
 def check_role(model: Any, role: str, layer: Any = None, head: Any = None,
-               **options: Any) -> tuple[Evidence, str]:
-    """Evaluate a head-role claim without raising: ``(evidence, hint)``.
+               **options: Any) -> Evidence:
+    """Evaluate a head-role claim without raising.
 
     One head: that head's claim. Several heads: a Holm family (each head a separate
-    discovery; the headline is the deciding member's). ``hint`` names the best-scoring heads
-    of the role (used in failure messages).
+    discovery; the headline is the deciding member's). The evidence's ``hint`` names the
+    best-scoring heads of the role (shown when the claim fails).
     """
     __tracebackhide__ = True
     handle = resolve_model(model)
     heads = check_heads(parse_heads(layer, head), handle.n_layers, handle.n_heads)
     measured = measure_role(handle, role, split="heldout", **options)
-    return judge_heads(measured, heads), measured.best_heads_text()
+    return judge_heads(measured, heads)
 
 
 def judge_heads(measured: RoleMeasurement, heads: list[Head]) -> Evidence:
@@ -83,6 +83,7 @@ def judge_heads(measured: RoleMeasurement, heads: list[Head]) -> Evidence:
         [measured.claim(h) for h in heads], alpha=measured.options.alpha,
         claim=f"each of {names} is {info.noun}",
         settings={**measured.settings, "heads": names}, model_info=measured.model_info,
+        hint=measured.best_heads_text(),
     )
     figures: dict[str, Any] = {}
     patterns = [p["data"] for p in map(measured.pattern_figure, heads) if p is not None]
@@ -111,50 +112,8 @@ def judge_heads(measured: RoleMeasurement, heads: list[Head]) -> Evidence:
     return evidence.with_context(figures=figures)
 
 
-def _check(role: str, model: Any, layer: Any, head: Any, options: dict[str, Any]) -> Evidence:
-    __tracebackhide__ = True
-    return check_role(model, role, layer, head, **options)[0]
-
-
-def _assert_role(role: str, model: Any, layer: Any, head: Any, options: dict[str, Any]) -> Evidence:
-    __tracebackhide__ = True
-    return raise_if_failed(*check_role(model, role, layer, head, **options))
-
-
 def check_induction_head(model: Any, layer: Any = None, head: Any = None, **options: Any) -> Evidence:
-    """:func:`assert_induction_head` without raising: the claim's Evidence, passed or not."""
-    __tracebackhide__ = True
-    return _check("induction", model, layer, head, options)
-
-
-def check_previous_token_head(model: Any, layer: Any = None, head: Any = None,
-                              **options: Any) -> Evidence:
-    """:func:`assert_previous_token_head` without raising: the claim's Evidence."""
-    __tracebackhide__ = True
-    return _check("previous_token", model, layer, head, options)
-
-
-def check_duplicate_token_head(model: Any, layer: Any = None, head: Any = None,
-                               **options: Any) -> Evidence:
-    """:func:`assert_duplicate_token_head` without raising: the claim's Evidence."""
-    __tracebackhide__ = True
-    return _check("duplicate_token", model, layer, head, options)
-
-
-def check_attends_to_bos(model: Any, layer: Any = None, head: Any = None, **options: Any) -> Evidence:
-    """:func:`assert_attends_to_bos` without raising: the claim's Evidence."""
-    __tracebackhide__ = True
-    return _check("bos", model, layer, head, options)
-
-
-def check_copying_head(model: Any, layer: Any = None, head: Any = None, **options: Any) -> Evidence:
-    """:func:`assert_copying_head` without raising: the claim's Evidence."""
-    __tracebackhide__ = True
-    return _check("copying", model, layer, head, options)
-
-
-def assert_induction_head(model: Any, layer: Any = None, head: Any = None, **options: Any) -> Evidence:
-    """Assert that a head (or each of several) is an induction head.
+    """Claim: a head (or each of several) is an induction head.
 
     Score: attention from each position to the token right after the earlier occurrence of the
     current token (TL's induction detection pattern), averaged over the positions that have such
@@ -164,34 +123,34 @@ def assert_induction_head(model: Any, layer: Any = None, head: Any = None, **opt
     cannot pass; see the module docstring for why every length must pass.
     """
     __tracebackhide__ = True
-    return _assert_role("induction", model, layer, head, options)
+    return check_role(model, "induction", layer, head, **options)
 
 
-def assert_previous_token_head(model: Any, layer: Any = None, head: Any = None,
-                               **options: Any) -> Evidence:
-    """Assert that a head attends from each position to the previous one.
+def check_previous_token_head(model: Any, layer: Any = None, head: Any = None,
+                              **options: Any) -> Evidence:
+    """Claim: a head attends from each position to the previous one.
 
     Score: mean attention on position ``i - 1`` over positions ``i >= 1`` (TL's previous-token
     pattern). Default threshold 0.4 (ARENA 1.2's previous-token detector).
     """
     __tracebackhide__ = True
-    return _assert_role("previous_token", model, layer, head, options)
+    return check_role(model, "previous_token", layer, head, **options)
 
 
-def assert_duplicate_token_head(model: Any, layer: Any = None, head: Any = None,
-                                **options: Any) -> Evidence:
-    """Assert that a head attends to earlier copies of the current token.
+def check_duplicate_token_head(model: Any, layer: Any = None, head: Any = None,
+                               **options: Any) -> Evidence:
+    """Claim: a head attends to earlier copies of the current token.
 
     Score: attention on earlier positions holding the same token (TL's duplicate-token pattern),
     averaged over positions that have an earlier copy. Default threshold 0.4 (TL/ARENA detector
     convention).
     """
     __tracebackhide__ = True
-    return _assert_role("duplicate_token", model, layer, head, options)
+    return check_role(model, "duplicate_token", layer, head, **options)
 
 
-def assert_attends_to_bos(model: Any, layer: Any = None, head: Any = None, **options: Any) -> Evidence:
-    """Assert that a head is an attention sink: BOS gets most of its attention.
+def check_attends_to_bos(model: Any, layer: Any = None, head: Any = None, **options: Any) -> Evidence:
+    """Claim: a head is an attention sink: BOS gets most of its attention.
 
     Score: mean attention on position 0 (BOS) over query positions ``i >= 1``. Default threshold
     0.5 (a majority); on the repeated prompts half the positions offer content, so a head that
@@ -199,11 +158,11 @@ def assert_attends_to_bos(model: Any, layer: Any = None, head: Any = None, **opt
     :data:`~mi_assert.heads.measure.ROLE_INFO`).
     """
     __tracebackhide__ = True
-    return _assert_role("bos", model, layer, head, options)
+    return check_role(model, "bos", layer, head, **options)
 
 
-def assert_copying_head(model: Any, layer: Any = None, head: Any = None, **options: Any) -> Evidence:
-    """Assert that attending to token t raises t's logit (OV circuit ``W_E W_V W_O W_U``).
+def check_copying_head(model: Any, layer: Any = None, head: Any = None, **options: Any) -> Evidence:
+    """Claim: attending to token t raises t's logit (OV circuit ``W_E W_V W_O W_U``).
 
     Per-token sample: the diagonal percentile of row t of the full OV circuit (t's own logit
     versus the other tokens'); a random OV circuit of the same shapes scores 0.5, which the
@@ -211,4 +170,21 @@ def assert_copying_head(model: Any, layer: Any = None, head: Any = None, **optio
     different token subsets on large vocabularies (see :mod:`mi_assert.heads.copying`).
     """
     __tracebackhide__ = True
-    return _assert_role("copying", model, layer, head, options)
+    return check_role(model, "copying", layer, head, **options)
+
+
+assert_induction_head = asserting(check_induction_head)
+
+
+assert_previous_token_head = asserting(check_previous_token_head)
+
+
+assert_duplicate_token_head = asserting(check_duplicate_token_head)
+
+
+assert_attends_to_bos = asserting(check_attends_to_bos)
+
+
+assert_copying_head = asserting(check_copying_head)
+
+

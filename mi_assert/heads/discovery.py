@@ -58,7 +58,7 @@ class HeadRanking(list):
         __tracebackhide__ = True
         if not self:
             raise MiAssertInputError("the ranking is empty: nothing to confirm")
-        return check_role(model, self.role, self.heads, **options)[0]
+        return check_role(model, self.role, self.heads, **options)
 
     def table(self) -> str:
         lines = [f"top {len(self)} heads for {self.role} ({self.metric}, fit prompts)",

@@ -298,7 +298,7 @@ class RoleMeasurement:
             settings={**self.settings, "head": name}, model_info=self.model_info,
             details=details, figures={} if pattern is None else {"pattern": pattern},
             n_resamples=self.options.n_resamples, min_units=self.options.min_prompts,
-            value_range=info.value_range, unit=info.unit,
+            value_range=info.value_range, unit=info.unit, hint=self.best_heads_text(),
         )
 
     def evidence(self, head: Head) -> Evidence:

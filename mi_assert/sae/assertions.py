@@ -32,7 +32,7 @@ from mi_assert.stats.composite import all_of
 from mi_assert.stats.evidence import Evidence
 from mi_assert.stats.options import ClaimOptions, check_int_list, claim_options
 from mi_assert.stats.statistic import AUROC, Mean
-from mi_assert.verdict import raise_if_failed
+from mi_assert.verdict import asserting
 
 #: checked when assert_sae_reconstruction is given no criterion (see docs/sae.md for why 0.7)
 DEFAULT_MIN_EXPLAINED_VARIANCE = 0.7
@@ -517,20 +517,11 @@ def check_sae_reconstruction(
         data, min_explained_variance=min_explained_variance, max_mse=max_mse,
         min_ce_loss_recovered=min_ce_loss_recovered, max_ce_loss_increase=max_ce_loss_increase,
         l0_range=l0_range, max_dead_fraction=max_dead_fraction, alpha=opts.alpha,
-        n_resamples=opts.n_resamples, min_prompts=opts.min_prompts)
+        n_resamples=opts.n_resamples, min_prompts=opts.min_prompts,
+    ).with_context(hint=RECONSTRUCTION_HINT)
 
 
-def assert_sae_reconstruction(sae: Any, model: Any = None, tokens: TokensLike | None = None,
-                              **kwargs: Any) -> Evidence:
-    """Claim: the SAE reconstructs the activations at its hook well enough.
-
-    :func:`check_sae_reconstruction` (same arguments) followed by
-    :func:`mi_assert.verdict.raise_if_failed`: returns the evidence when every criterion holds,
-    raises ``ClaimFailed`` with the evidence table otherwise.
-    """
-    __tracebackhide__ = True
-    return raise_if_failed(check_sae_reconstruction(sae, model, tokens, **kwargs),
-                           hint=RECONSTRUCTION_HINT)
+assert_sae_reconstruction = asserting(check_sae_reconstruction)
 
 
 # ----- feature recovery -------------------------------------------------------------------------
@@ -545,7 +536,15 @@ def check_feature_recovery(
     n_resamples: int = 2000,
     min_features: int = DEFAULT_MIN_UNITS,
 ) -> Evidence:
-    """The feature-recovery claim's evidence (see :func:`assert_feature_recovery`), not raising."""
+    """Claim: the SAE's decoder recovers known features.
+
+    MMCS (mean max cosine similarity): for each true feature (a row of ``true_features``,
+    ``[n_features, d]``, or an object with ``.features``), the largest cosine similarity with any
+    decoder direction; the claim is that their mean exceeds ``min_mmcs`` (in ``[-1, 1)``),
+    bootstrapping over features (at least ``min_features``). This is a claim about the dictionary
+    only: an SAE whose decoder rows are permuted recovers the same directions (and fails
+    reconstruction instead). Options: ``alpha``, ``seeds`` (alias ``seed``), ``n_resamples``.
+    """
     opts = _options(seeds, seed, alpha, n_resamples, min_features)
     M.check_is_sae(sae)
     metric = "max cosine similarity per feature (MMCS)"
@@ -559,6 +558,7 @@ def check_feature_recovery(
     recovered = {f"share of features with max cos > {c}": round(float((per_feature > c).mean()), 4)
                  for c in (0.5, 0.8, 0.9, 0.99)}
     spec = ClaimSpec(
+        hint=RECOVERY_HINT,
         claim=f"SAE decoder recovers {feats.shape[0]} true features", metric=metric,
         samples={s: Mean(per_feature, unit="features") for s in opts.seeds},
         threshold=threshold, alternative="greater", n_resamples=opts.n_resamples,
@@ -569,20 +569,7 @@ def check_feature_recovery(
     return spec.evaluate(opts.alpha)
 
 
-def assert_feature_recovery(sae: Any, true_features: Any, min_mmcs: float = DEFAULT_MIN_MMCS,
-                            **kwargs: Any) -> Evidence:
-    """Claim: the SAE's decoder recovers known features.
-
-    MMCS (mean max cosine similarity): for each true feature (a row of ``true_features``,
-    ``[n_features, d]``, or an object with ``.features``), the largest cosine similarity with any
-    decoder direction; the claim is that their mean exceeds ``min_mmcs`` (in ``[-1, 1)``),
-    bootstrapping over features (at least ``min_features``). This is a claim about the dictionary
-    only: an SAE whose decoder rows are permuted recovers the same directions (and fails
-    reconstruction instead). Options: ``alpha``, ``seeds`` (alias ``seed``), ``n_resamples``.
-    """
-    __tracebackhide__ = True
-    return raise_if_failed(check_feature_recovery(sae, true_features, min_mmcs, **kwargs),
-                           hint=RECOVERY_HINT)
+assert_feature_recovery = asserting(check_feature_recovery)
 
 
 # ----- feature firing ---------------------------------------------------------------------------
@@ -626,7 +613,14 @@ def check_feature_fires(
     n_resamples: int = 2000,
     min_prompts: int = DEFAULT_MIN_UNITS,
 ) -> Evidence:
-    """The feature-firing claim's evidence (see :func:`assert_feature_fires`), not raising."""
+    """Claim: latent ``feature`` separates prompts with a concept (``positive``) from controls.
+
+    Score per prompt: the latent's activation, max over positions (BOS left out) or at
+    ``position``. AUROC (Mann-Whitney, ties count half) with a bootstrap over prompts that
+    resamples positives and negatives apart; passes when the one-sided lower bound exceeds
+    ``min_auroc`` (in ``[0, 1)``). Options: ``position``, ``alpha``, ``seeds`` (alias ``seed``),
+    ``n_resamples``, ``min_prompts`` (distinct prompts in all; copies of a prompt count once).
+    """
     opts = _options(seeds, seed, alpha, n_resamples, min_prompts)
     M.check_is_sae(sae)
     feature = _check_feature(sae, feature)
@@ -645,6 +639,7 @@ def check_feature_fires(
     stat = AUROC(pos, neg, positive_units=prompt_ids(pos_tokens),
                  negative_units=prompt_ids(neg_tokens))
     spec = ClaimSpec(
+        hint=FIRES_HINT,
         claim=f"SAE latent {feature} at {hook_name} fires on the positive prompts", metric=metric,
         samples={s: stat for s in opts.seeds}, threshold=threshold, alternative="greater",
         n_resamples=opts.n_resamples, min_units=opts.min_prompts, value_range=AUROC_RANGE,
@@ -664,20 +659,7 @@ def check_feature_fires(
     return spec.evaluate(opts.alpha)
 
 
-def assert_feature_fires(sae: Any, model: Any, positive: TokensLike, negative: TokensLike,
-                         feature: int, min_auroc: float = DEFAULT_MIN_AUROC,
-                         hook: str | None = None, **kwargs: Any) -> Evidence:
-    """Claim: latent ``feature`` separates prompts with a concept (``positive``) from controls.
-
-    Score per prompt: the latent's activation, max over positions (BOS left out) or at
-    ``position``. AUROC (Mann-Whitney, ties count half) with a bootstrap over prompts that
-    resamples positives and negatives apart; passes when the one-sided lower bound exceeds
-    ``min_auroc`` (in ``[0, 1)``). Options: ``position``, ``alpha``, ``seeds`` (alias ``seed``),
-    ``n_resamples``, ``min_prompts`` (distinct prompts in all; copies of a prompt count once).
-    """
-    __tracebackhide__ = True
-    return raise_if_failed(check_feature_fires(sae, model, positive, negative, feature,
-                                               min_auroc, hook, **kwargs), hint=FIRES_HINT)
+assert_feature_fires = asserting(check_feature_fires)
 
 
 # ----- steering ----------------------------------------------------------------------------------
@@ -698,7 +680,16 @@ def check_feature_steering(
     n_resamples: int = 2000,
     min_prompts: int = DEFAULT_MIN_UNITS,
 ) -> Evidence:
-    """The steering claim's evidence (see :func:`assert_feature_steering`), not raising."""
+    """Claim: adding ``scale`` × latent ``feature``'s decoder row at the hook raises ``metric``.
+
+    ``metric(logits) -> [batch]`` (the shared metric protocol). The effect per prompt is
+    ``metric(steered) - metric(clean)`` (paired); the claim is that its mean exceeds
+    ``min_effect`` (bootstrap over prompts). The decoder row is used as stored (SAELens SAEs
+    usually have unit-norm rows, so ``scale`` is in activation units). For a claim that the
+    metric falls, negate the metric. Options: ``hook``, ``positions`` (where the row is added;
+    default every position), ``alpha``, ``seeds`` (alias ``seed``), ``n_resamples``,
+    ``min_prompts``.
+    """
     opts = _options(seeds, seed, alpha, n_resamples, min_prompts)
     _sae_check(sae, "steering")
     feature = _check_feature(sae, feature)
@@ -730,6 +721,7 @@ def check_feature_steering(
     steered = _metric_values(metric, steered_logits, toks.shape[0])
     effect = Mean(steered - clean, units=prompt_ids(toks))
     spec = ClaimSpec(
+        hint=STEERING_HINT,
         claim=f"steering with SAE latent {feature} (scale {scale:g}) at {hook_name} raises the metric",
         metric="metric(steered) - metric(clean) per prompt",
         samples={s: effect for s in opts.seeds}, threshold=threshold, alternative="greater",
@@ -744,22 +736,7 @@ def check_feature_steering(
     return spec.evaluate(opts.alpha)
 
 
-def assert_feature_steering(sae: Any, model: Any, prompts: TokensLike, feature: int,
-                            metric: Callable[[Tensor], Tensor], scale: float = 10.0,
-                            min_effect: float = 0.0, **kwargs: Any) -> Evidence:
-    """Claim: adding ``scale`` × latent ``feature``'s decoder row at the hook raises ``metric``.
-
-    ``metric(logits) -> [batch]`` (the shared metric protocol). The effect per prompt is
-    ``metric(steered) - metric(clean)`` (paired); the claim is that its mean exceeds
-    ``min_effect`` (bootstrap over prompts). The decoder row is used as stored (SAELens SAEs
-    usually have unit-norm rows, so ``scale`` is in activation units). For a claim that the
-    metric falls, negate the metric. Options: ``hook``, ``positions`` (where the row is added;
-    default every position), ``alpha``, ``seeds`` (alias ``seed``), ``n_resamples``,
-    ``min_prompts``.
-    """
-    __tracebackhide__ = True
-    return raise_if_failed(check_feature_steering(sae, model, prompts, feature, metric, scale,
-                                                  min_effect, **kwargs), hint=STEERING_HINT)
+assert_feature_steering = asserting(check_feature_steering)
 
 
 def _metric_values(metric: Callable[[Tensor], Tensor], logits: Tensor, batch: int) -> np.ndarray:

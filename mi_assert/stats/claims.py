@@ -150,6 +150,8 @@ class ClaimSpec:
     value_range: tuple[float, float] | None = None
     unit: str = "prompts"
     hist_figure: bool = True
+    #: shown with a failure (what to look at instead)
+    hint: str = ""
 
     def evaluate(self, alpha: float = 0.05) -> Evidence:
         return evaluate_claim(self, alpha)
@@ -295,7 +297,7 @@ def evaluate_claim(spec: ClaimSpec, alpha: float = 0.05) -> Evidence:
         alpha=alpha, alternative=alternative, passed=deciding.passed,
         per_seed=tuple(rows), settings=all_settings, model=dict(spec.model_info),
         details=all_details, figures=figures, unit=next(iter(stats.values())).unit,
-        deciding=deciding.name if len(rows) > 1 else "", envelope=envelope,
+        deciding=deciding.name if len(rows) > 1 else "", envelope=envelope, hint=spec.hint,
     )
 
 

@@ -65,7 +65,8 @@ def _evaluate(member: Member, alpha: float) -> Evidence:
 
 def _compose(claim: str, members: Sequence[Evidence], composite: str, alpha: float,
              settings: Mapping[str, Any] | None, model_info: Mapping[str, Any] | None,
-             details: Mapping[str, Any] | None, figures: Mapping[str, Any] | None) -> Evidence:
+             details: Mapping[str, Any] | None, figures: Mapping[str, Any] | None,
+             hint: str) -> Evidence:
     decider = deciding_member(members)
     all_settings = dict(settings or {})
     all_settings.setdefault("alpha", alpha)
@@ -82,14 +83,14 @@ def _compose(claim: str, members: Sequence[Evidence], composite: str, alpha: flo
         model=dict(model_info if model_info is not None else decider.model),
         details=all_details, family=tuple(members), figures=dict(figures or {}),
         unit=decider.unit, deciding=decider.claim, envelope=decider.envelope,
-        composite=composite,
+        composite=composite, hint=hint or decider.hint,
     )
 
 
 def all_of(members: Sequence[Member], *, claim: str, alpha: float = 0.05,
            settings: Mapping[str, Any] | None = None, model_info: Mapping[str, Any] | None = None,
            details: Mapping[str, Any] | None = None,
-           figures: Mapping[str, Any] | None = None) -> Evidence:
+           figures: Mapping[str, Any] | None = None, hint: str = "") -> Evidence:
     """Every member at ``alpha`` must pass (intersection–union; see the module docstring).
 
     A single member is returned as the claim itself (with the given description merged in).
@@ -100,23 +101,23 @@ def all_of(members: Sequence[Member], *, claim: str, alpha: float = 0.05,
     evaluated = [_evaluate(m, alpha) for m in members]
     if len(evaluated) == 1:
         return evaluated[0].with_context(claim=claim, settings=settings, model=model_info,
-                                         details=details, figures=figures)
+                                         details=details, figures=figures, hint=hint or None)
     return _compose(claim, evaluated, "all members (intersection-union)", alpha, settings,
-                    model_info, details, figures)
+                    model_info, details, figures, hint)
 
 
 def holm_family(members: Sequence[ClaimSpec], *, claim: str, alpha: float = 0.05,
                 settings: Mapping[str, Any] | None = None,
                 model_info: Mapping[str, Any] | None = None,
                 details: Mapping[str, Any] | None = None,
-                figures: Mapping[str, Any] | None = None) -> Evidence:
+                figures: Mapping[str, Any] | None = None, hint: str = "") -> Evidence:
     """Holm step-down over members reported as separate discoveries (module docstring)."""
     alpha = check_alpha(alpha)
     if not members:
         raise MiAssertInputError("a family needs at least one member claim")
     if len(members) == 1:
         return all_of(members, claim=claim, alpha=alpha, settings=settings,
-                      model_info=model_info, details=details, figures=figures)
+                      model_info=model_info, details=details, figures=figures, hint=hint)
     first = [m.evaluate(alpha) for m in members]
     m = len(members)
     order = sorted(range(m), key=lambda i: (float(first[i].details.get("p_value", 1.0)),
@@ -135,4 +136,4 @@ def holm_family(members: Sequence[ClaimSpec], *, claim: str, alpha: float = 0.05
             stopped_at = ev.claim
         final[idx] = ev
     return _compose(claim, final, f"Holm over {m} members", alpha, settings, model_info,
-                    details, figures)
+                    details, figures, hint)

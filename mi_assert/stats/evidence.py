@@ -114,6 +114,8 @@ class Evidence:
     envelope: tuple[float, float] | None = None
     #: "single" | "all members (intersection-union)" | "Holm"
     composite: str = "single"
+    #: what to look at when the claim fails (e.g. the best-scoring heads of the role)
+    hint: str = ""
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -201,6 +203,7 @@ class Evidence:
             "alternative": self.alternative, "passed": self.passed, "verdict": self.verdict,
             "reason": self.reason, "deciding": self.deciding, "composite": self.composite,
             "envelope": list(self.envelope) if self.envelope is not None else None,
+            "hint": self.hint,
             "summary": self.summary_line(),
             "per_seed": [vars(s).copy() for s in self.per_seed],
             "settings": dict(self.settings), "model": dict(self.model),
@@ -213,10 +216,12 @@ class Evidence:
     def with_context(self, *, claim: str | None = None, settings: Mapping[str, Any] | None = None,
                      model: Mapping[str, Any] | None = None,
                      details: Mapping[str, Any] | None = None,
-                     figures: Mapping[str, Any] | None = None) -> Evidence:
+                     figures: Mapping[str, Any] | None = None,
+                     hint: str | None = None) -> Evidence:
         """A copy with more description (settings/details/figures merged); numbers unchanged."""
         return replace(
             self, claim=self.claim if claim is None else claim,
+            hint=self.hint if hint is None else hint,
             settings={**self.settings, **(settings or {})},
             model=dict(self.model) if model is None else dict(model),
             details={**self.details, **(details or {})},

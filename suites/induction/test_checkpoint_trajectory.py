@@ -51,7 +51,7 @@ def final_head() -> int:
 @pytest.mark.mi_checkpoints(*STEPS)
 def test_final_induction_head_across_training(mi_model, final_head):
     step = int(mi_model.spec.split(":step")[1]) if ":step" in mi_model.spec else None
-    evidence, hint = check_role(mi_model, "induction", 1, final_head)
+    evidence = check_role(mi_model, "induction", 1, final_head)
     evidence = evidence.with_context(claim=f"L1H{final_head} is an induction head (trajectory over training)")
     record(evidence)
     recorded = _manifest_score(step, final_head)

@@ -348,8 +348,7 @@ def test_repeated_prompts_are_refused_with_the_distinct_count(planted):
 
 
 def test_every_helper_hides_its_frame():
-    helpers = [assertions.check_role, assertions._assert_role, assertions._check,
-               assertions.judge_heads, *ASSERT.values(), *CHECK.values()]
+    helpers = [assertions.check_role, assertions.judge_heads, *ASSERT.values(), *CHECK.values()]
     for fn in helpers:
         assert "__tracebackhide__" in fn.__code__.co_varnames, fn.__name__
 
