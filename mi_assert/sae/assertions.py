@@ -301,6 +301,43 @@ def _mean_over(data: ReconstructionData, key: str) -> float:
     return round(float(np.mean([d.metrics[key] for d in data.per_seed.values()])), 6)
 
 
+@dataclass(frozen=True)
+class _Criterion:
+    """One reconstruction criterion: which option sets it and how its member is measured."""
+
+    key: str
+    label: str
+    metric: str
+    alternative: Alternative
+    statistic: Callable[[PromptData], Any]
+    value_range: tuple[float, float] | None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+#: every reconstruction criterion, in the order members are listed (L0 bounds: range [0, d_sae])
+_CRITERIA: tuple[_Criterion, ...] = (
+    _Criterion("min_explained_variance", "explained variance", "explained variance (pooled)",
+               "greater",
+               lambda d: R.explained_variance(d.sum_sq_err, d.sum_sq_dev, units=d.units),
+               EXPLAINED_VARIANCE_RANGE),
+    _Criterion("max_mse", "MSE", "MSE (sum over dims, mean over tokens)", "less",
+               lambda d: R.token_mean(d.sum_sq_err, d.n_tokens, units=d.units), MSE_RANGE),
+    _Criterion("min_ce_loss_recovered", "CE loss recovered", "CE loss recovered", "greater",
+               lambda d: R.ce_loss_recovered(d.ce_clean, d.ce_sae, d.ce_zero, units=d.units),
+               None),
+    _Criterion("max_ce_loss_increase", "CE loss increase", "CE loss increase (nats)", "less",
+               lambda d: Mean(np.asarray(d.ce_sae) - np.asarray(d.ce_clean), units=d.units),
+               None),
+    _Criterion("l0_low", "L0", "L0 (active latents per token)", "greater",
+               lambda d: R.token_mean(d.sum_l0, d.n_tokens, units=d.units), None),
+    _Criterion("l0_high", "L0", "L0 (active latents per token)", "less",
+               lambda d: R.token_mean(d.sum_l0, d.n_tokens, units=d.units), None),
+    _Criterion("max_dead_fraction", "dead fraction", "dead latent fraction", "less",
+               lambda d: R.dead_fraction_bound(d.fired, units=d.units), DEAD_FRACTION_RANGE,
+               {"interval": R.DEAD_FRACTION_BOUND}),
+)
+
+
 def reconstruction_evidence(
     data: ReconstructionData,
     *,
@@ -341,44 +378,11 @@ def reconstruction_evidence(
             min_units=opts.min_prompts, value_range=value_range, unit="prompts",
             settings=dict(settings or {}), hist_figure=False)
 
-    members: list[ClaimSpec] = []
-    if "min_explained_variance" in crit:
-        t = crit["min_explained_variance"]
-        members.append(spec(
-            f"explained variance > {t:g}", "explained variance (pooled)",
-            lambda d: R.explained_variance(d.sum_sq_err, d.sum_sq_dev, units=d.units),
-            t, "greater", EXPLAINED_VARIANCE_RANGE))
-    if "max_mse" in crit:
-        t = crit["max_mse"]
-        members.append(spec(
-            f"MSE < {t:g}", "MSE (sum over dims, mean over tokens)",
-            lambda d: R.token_mean(d.sum_sq_err, d.n_tokens, units=d.units),
-            t, "less", MSE_RANGE))
-    if "min_ce_loss_recovered" in crit:
-        t = crit["min_ce_loss_recovered"]
-        members.append(spec(
-            f"CE loss recovered > {t:g}", "CE loss recovered",
-            lambda d: R.ce_loss_recovered(d.ce_clean, d.ce_sae, d.ce_zero, units=d.units),
-            t, "greater", None))
-    if "max_ce_loss_increase" in crit:
-        t = crit["max_ce_loss_increase"]
-        members.append(spec(
-            f"CE loss increase < {t:g}", "CE loss increase (nats)",
-            lambda d: Mean(np.asarray(d.ce_sae) - np.asarray(d.ce_clean), units=d.units),
-            t, "less", None))
-    if "l0_low" in crit:
-        lo, hi = crit["l0_low"], crit["l0_high"]
-        for t, alt, rel in ((lo, "greater", ">"), (hi, "less", "<")):
-            members.append(spec(
-                f"L0 {rel} {t:g}", "L0 (active latents per token)",
-                lambda d: R.token_mean(d.sum_l0, d.n_tokens, units=d.units),
-                t, alt, (0.0, d_sae)))  # type: ignore[arg-type]
-    if "max_dead_fraction" in crit:
-        t = crit["max_dead_fraction"]
-        members.append(spec(
-            f"dead fraction < {t:g}", "dead latent fraction",
-            lambda d: R.dead_fraction_bound(d.fired, units=d.units),
-            t, "less", DEAD_FRACTION_RANGE, settings={"interval": R.DEAD_FRACTION_BOUND}))
+    members = [spec(f"{c.label} {'>' if c.alternative == 'greater' else '<'} {crit[c.key]:g}",
+                    c.metric, c.statistic, crit[c.key], c.alternative,
+                    (0.0, d_sae) if c.key.startswith("l0") else c.value_range,
+                    settings=c.settings)
+               for c in _CRITERIA if c.key in crit]
 
     first = next(iter(data.per_seed.values()))
     details: dict[str, Any] = {
