@@ -6,8 +6,9 @@ torch, TransformerLens, nnsight or SAELens.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mi_assert._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -191,18 +192,4 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
     from mi_assert.zoo.checkpoint_list import checkpoints_of
 
 
-def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        module = importlib.import_module(f"mi_assert.{name}")
-        globals()[name] = module
-        return module
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'mi_assert' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, _SUBMODULES)

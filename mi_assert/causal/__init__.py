@@ -15,45 +15,34 @@ Modules (each one job; public names are re-exported lazily from ``mi_assert`` an
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mi_assert._lazy import lazy_exports
 
 #: public name -> submodule that defines it (imported on first use: no torch at import time)
 _LAZY: dict[str, str] = {
-    "measure_patching_recovery": "assertions",
-    "judge_patching_recovery": "assertions",
-    "check_patching_recovery": "assertions",
-    "assert_patching_recovery": "assertions",
-    "PatchingMeasurement": "assertions",
-    "PatchingRun": "assertions",
-    "measure_ablation_effect": "assertions",
-    "check_ablation_effect": "assertions",
-    "assert_ablation_effect": "assertions",
-    "AblationMeasurement": "assertions",
-    "AblationRun": "assertions",
-    "check_path_patching": "assertions",
-    "assert_path_patching": "assertions",
-    "path_patched_logits": "assertions",
-    "check_circuit_faithfulness": "circuits",
-    "assert_circuit_faithfulness": "circuits",
-    "check_circuit_completeness": "circuits",
-    "assert_circuit_completeness": "circuits",
-    "check_circuit_minimality": "circuits",
-    "assert_circuit_minimality": "circuits",
-    "CircuitRunner": "circuits",
+    "measure_patching_recovery": ".assertions",
+    "judge_patching_recovery": ".assertions",
+    "check_patching_recovery": ".assertions",
+    "assert_patching_recovery": ".assertions",
+    "PatchingMeasurement": ".assertions",
+    "PatchingRun": ".assertions",
+    "measure_ablation_effect": ".assertions",
+    "check_ablation_effect": ".assertions",
+    "assert_ablation_effect": ".assertions",
+    "AblationMeasurement": ".assertions",
+    "AblationRun": ".assertions",
+    "check_path_patching": ".assertions",
+    "assert_path_patching": ".assertions",
+    "path_patched_logits": ".assertions",
+    "check_circuit_faithfulness": ".circuits",
+    "assert_circuit_faithfulness": ".circuits",
+    "check_circuit_completeness": ".circuits",
+    "assert_circuit_completeness": ".circuits",
+    "check_circuit_minimality": ".circuits",
+    "assert_circuit_minimality": ".circuits",
+    "CircuitRunner": ".circuits",
 }
 
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mi_assert.causal' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"mi_assert.causal.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(__all__) | set(globals()))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -9,8 +9,7 @@ Public entry points: :func:`assert_sae_reconstruction`, :func:`assert_feature_re
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mi_assert._lazy import lazy_exports
 
 _LAZY = {
     "assert_sae_reconstruction": "mi_assert.sae.assertions",
@@ -34,8 +33,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mi_assert.sae' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
