@@ -10,65 +10,31 @@ step-down), never a fixed ``>`` with a question mark.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from mi_assert import comparison
+from mi_assert.comparison import finite as _finite
+from mi_assert.comparison import fmt
+
 _DIGITS = re.compile(r"(\d+)")
 
 
-def fmt(value: Any, digits: int = 3) -> str:
-    """``0.812``; ``nan`` for None/NaN (JSON stores non-finite numbers as null)."""
-    if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return "nan"
-    return f"{value:.{digits}f}"
-
-
-def _pair(a: float, b: float) -> tuple[str, str]:
-    """Both numbers with enough digits (3 to 6) that unequal values print unequal."""
-    for digits in range(3, 7):
-        sa, sb = fmt(a, digits), fmt(b, digits)
-        if sa != sb or a == b:
-            return sa, sb
-    return fmt(a, 6), fmt(b, 6)
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def holds(ev: Mapping[str, Any]) -> str:
-    """The relation between bound and threshold that holds: ``>``, ``<=``, ``<``, ``>=``
-    (or ``?`` when either is not a number)."""
-    bound: Any = ev.get("bound")
-    threshold: Any = ev.get("threshold")
-    if not (_finite(bound) and _finite(threshold)):
-        return "?"
-    if ev.get("alternative") == "less":
-        return "<" if bound < threshold else ">="
-    return ">" if bound > threshold else "<="
+    """The relation between the record's bound and threshold that holds (``?``: not numbers)."""
+    return comparison.holds(ev.get("bound"), ev.get("threshold"), ev.get("alternative"))
 
 
 def relation(ev: Mapping[str, Any]) -> str:
     """``bound 0.812 > threshold 0.400``, or the reason when the verdict is not that comparison."""
-    reason = str(ev.get("reason") or "")
-    bound: Any = ev.get("bound")
-    threshold: Any = ev.get("threshold")
-    rel = holds(ev)
-    if rel == "?":
-        text = f"bound {fmt(bound)}, threshold {fmt(threshold)}"
-        return f"{text}: {reason}" if reason else text
-    sb, st = _pair(float(bound), float(threshold))
-    text = f"bound {sb} {rel} threshold {st}"
-    return f"{text}: {reason}" if reason else text
+    return comparison.relation(ev.get("bound"), ev.get("threshold"), ev.get("alternative"),
+                               str(ev.get("reason") or ""))
 
 
 def side(ev: Mapping[str, Any]) -> str:
     """``one-sided 95% lower bound`` (``upper`` for a "less" claim)."""
-    alpha: Any = ev.get("alpha")
-    level = f"{100 * (1 - float(alpha)):.0f}% " if _finite(alpha) else ""
-    return f"one-sided {level}{'upper' if ev.get('alternative') == 'less' else 'lower'} bound"
+    return comparison.side(ev.get("alpha"), ev.get("alternative"))
 
 
 def headline(ev: Mapping[str, Any]) -> str:

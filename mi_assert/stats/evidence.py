@@ -23,6 +23,8 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
+from mi_assert.comparison import fmt, relation, side
+
 SCHEMA_VERSION = 2
 
 
@@ -75,8 +77,7 @@ class SeedResult:
         return name + (f", {self.label}" if self.label else "")
 
 
-def _fmt(x: float) -> str:
-    return "nan" if not math.isfinite(x) else f"{x:.3f}"
+_fmt = fmt
 
 
 @dataclass(frozen=True)
@@ -147,16 +148,10 @@ class Evidence:
         return self.family
 
     def comparison(self) -> str:
-        """``bound 0.812 > threshold 0.400`` with the relation that actually holds."""
-        if self.reason:
-            return f"bound {_fmt(self.bound)}, threshold {_fmt(self.threshold):s}: {self.reason}"
-        if self.alternative == "greater":
-            rel = ">" if self.bound > self.threshold else "<="
-        else:
-            rel = "<" if self.bound < self.threshold else ">="
-        side = "lower" if self.alternative == "greater" else "upper"
-        return (f"one-sided {100 * (1 - self.alpha):.0f}% {side} bound {_fmt(self.bound)} {rel} "
-                f"threshold {_fmt(self.threshold)}")
+        """``one-sided 95% lower bound 0.812 > threshold 0.400``: the relation that holds (or
+        the reason instead, see :mod:`mi_assert.comparison`)."""
+        text = relation(self.bound, self.threshold, self.alternative, self.reason)
+        return text if self.reason else f"{side(self.alpha, self.alternative)} {text[len('bound '):]}"
 
     def summary_line(self) -> str:
         head = f"{self.claim}: "

@@ -141,3 +141,13 @@ def test_bootstrap_mean_is_the_row_engine():
     row = ev.per_seed[0]
     assert row.n == 30 and row.low <= row.estimate <= row.high
     assert bootstrap_mean(x).estimate == pytest.approx(row.estimate)
+
+
+def test_bound_and_threshold_print_unequal_when_they_differ():
+    x = np.random.default_rng(0).normal(0.45, 0.02, 40)
+    row = ClaimSpec("c", "s", {0: x}, threshold=0.5).evaluate().per_seed[0]
+    ev = ClaimSpec("c", "s", {0: x}, threshold=round(row.bound + 2e-5, 6)).evaluate()
+    assert not ev.passed
+    text = ev.summary_line()
+    printed = text.split("bound ")[1].split(" <= threshold ")
+    assert printed[0] != printed[1].split(":")[0], text
