@@ -41,6 +41,7 @@ import math
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -156,24 +157,21 @@ class ClaimSpec:
     def evaluate(self, alpha: float = 0.05) -> Evidence:
         return evaluate_claim(self, alpha)
 
+    @cached_property
     def resampled(self) -> dict[RowKey, Resampled]:
-        """Every row's bootstrap distribution (drawn once per spec, cached)."""
-        cache: dict[RowKey, Resampled] | None = self.__dict__.get("_resampled")
-        if cache is None:
-            rows = resolve_samples(self.samples, self.seeds, self.unit)
-            for key, stat in rows.items():
-                if stat.n_units < self.min_units:
-                    dup = (f" ({stat.n_samples} samples, duplicates merged)"
-                           if stat.n_samples != stat.n_units else "")
-                    raise MiAssertInputError(
-                        f"{self.claim}: row {_row_name(key)} rests on {stat.n_units} distinct "
-                        f"{stat.unit}{dup}; a confidence bound needs at least {self.min_units} "
-                        f"(min_prompts). Give more distinct {stat.unit}")
-            cache = {key: Resampled(stat, n_resamples=self.n_resamples,
-                                    seed=_row_seed(self.bootstrap_seed, key))
-                     for key, stat in _ordered_items(rows)}
-            object.__setattr__(self, "_resampled", cache)
-        return cache
+        """Every row's bootstrap distribution (drawn once per spec, read at any level)."""
+        rows = resolve_samples(self.samples, self.seeds, self.unit)
+        for key, stat in rows.items():
+            if stat.n_units < self.min_units:
+                dup = (f" ({stat.n_samples} samples, duplicates merged)"
+                       if stat.n_samples != stat.n_units else "")
+                raise MiAssertInputError(
+                    f"{self.claim}: row {_row_name(key)} rests on {stat.n_units} distinct "
+                    f"{stat.unit}{dup}; a confidence bound needs at least {self.min_units} "
+                    f"(min_prompts). Give more distinct {stat.unit}")
+        return {key: Resampled(stat, n_resamples=self.n_resamples,
+                               seed=_row_seed(self.bootstrap_seed, key))
+                for key, stat in _ordered_items(rows)}
 
 
 def resolve_samples(samples: Samples, seeds: Sequence[int] | None = None,
@@ -243,7 +241,7 @@ def evaluate_claim(spec: ClaimSpec, alpha: float = 0.05) -> Evidence:
     alternative = check_alternative(spec.alternative)
     threshold = check_threshold(spec.threshold, alternative, spec.value_range, spec.metric)
     check_n_resamples(spec.n_resamples)
-    resampled = spec.resampled()
+    resampled = spec.resampled
     rows: list[SeedResult] = []
     by_group: dict[tuple[int, int | None], list[SeedResult]] = {}
     for key, dist in resampled.items():

@@ -22,7 +22,6 @@ same message.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,6 +109,3 @@ def check_count(value: Any, name: str, minimum: int = 1) -> int:
         raise MiAssertInputError(f"{name} must be an int >= {minimum}; got {value!r}")
     return int(value)
 
-
-def seeds_of(options: ClaimOptions) -> Sequence[int]:
-    return options.seeds

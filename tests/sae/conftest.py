@@ -65,3 +65,19 @@ def assert_consistent(ev) -> None:
             assert getattr(ev, name) == getattr(decider, name), name
         for member in ev.family:
             assert_consistent(member)
+
+
+def exact_sae(d: int, hook: str | None = None):
+    """A StandardSAE with latents ±e_i: relu(x) - relu(-x) = x, so the reconstruction is exact."""
+    from sae_lens import StandardSAE, StandardSAEConfig
+
+    sae = StandardSAE(StandardSAEConfig(d_in=d, d_sae=2 * d, apply_b_dec_to_input=False))
+    eye = torch.eye(d)
+    with torch.no_grad():
+        sae.W_enc.copy_(torch.cat([eye, -eye], dim=1))
+        sae.W_dec.copy_(torch.cat([eye, -eye], dim=0))
+        sae.b_enc.zero_()
+        sae.b_dec.zero_()
+    if hook is not None:
+        sae.cfg.metadata.hook_name = hook
+    return sae

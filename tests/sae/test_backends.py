@@ -14,7 +14,7 @@ from mi_assert import assert_sae_reconstruction, load_model
 from mi_assert.kernels import fast_spliced_ce
 from mi_assert.sae import metrics as M
 from mi_assert.verdict import ClaimFailed
-from tests.sae.conftest import assert_consistent
+from tests.sae.conftest import assert_consistent, exact_sae
 
 BACKENDS = ("transformer_lens", "bridge", "nnsight")
 HOOK = "blocks.1.hook_resid_post"
@@ -31,24 +31,9 @@ def tokens(handles):
     return torch.randint(1, handles["nnsight"].d_vocab, (12, 16), generator=gen)
 
 
-def exact_sae(d: int):
-    """A StandardSAE with latents ±e_i: relu(x) - relu(-x) = x, so the reconstruction is exact."""
-    from sae_lens import StandardSAE, StandardSAEConfig
-
-    sae = StandardSAE(StandardSAEConfig(d_in=d, d_sae=2 * d, apply_b_dec_to_input=False))
-    eye = torch.eye(d)
-    with torch.no_grad():
-        sae.W_enc.copy_(torch.cat([eye, -eye], dim=1))
-        sae.W_dec.copy_(torch.cat([eye, -eye], dim=0))
-        sae.b_enc.zero_()
-        sae.b_dec.zero_()
-    sae.cfg.metadata.hook_name = HOOK
-    return sae
-
-
 def noisy_sae(d: int):
     """The exact SAE with a shuffled decoder: every latent writes to the wrong coordinate."""
-    sae = exact_sae(d)
+    sae = exact_sae(d, hook=HOOK)
     perm = torch.randperm(2 * d, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         sae.W_dec.copy_(sae.W_dec[perm])
@@ -79,7 +64,7 @@ def test_measurements_agree_across_backends(handles, tokens):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_verdicts_agree_across_backends(handles, tokens, backend):
     handle = handles[backend]
-    good = assert_sae_reconstruction(exact_sae(handle.d_model), handle, tokens, min_ce_loss_recovered=0.9,
+    good = assert_sae_reconstruction(exact_sae(handle.d_model, hook=HOOK), handle, tokens, min_ce_loss_recovered=0.9,
                                      min_explained_variance=0.99, n_resamples=500)
     assert good.passed
     assert_consistent(good)

@@ -9,7 +9,7 @@ from mi_assert import ClaimFailed, MiAssertInputError, assert_sae_reconstruction
 from mi_assert.sae import check_sae_reconstruction, measure_sae_reconstruction
 from mi_assert.sae.assertions import reconstruction_evidence
 from mi_assert.sae.synthetic import random_sae, shuffled_decoder_sae, true_sae
-from tests.sae.conftest import HOOK, SECOND_HALF, assert_consistent
+from tests.sae.conftest import HOOK, SECOND_HALF, assert_consistent, exact_sae
 
 
 def test_true_dictionary_sae_reconstructs_synthetic_data(synth):
@@ -150,20 +150,6 @@ def test_headline_is_the_deciding_member_not_a_mix_of_units(planted_model):
     line = ev.summary_line()
     assert "explained variance (pooled) = 0.851" in line and "threshold 0.700: PASS" in line
     assert [m.n for m in ev.family] == [64, 64, 64]
-
-
-def exact_sae(d: int):
-    """Latents ±e_i: relu(x) - relu(-x) = x, a perfect reconstruction."""
-    from sae_lens import StandardSAE, StandardSAEConfig
-
-    sae = StandardSAE(StandardSAEConfig(d_in=d, d_sae=2 * d, apply_b_dec_to_input=False))
-    eye = torch.eye(d)
-    with torch.no_grad():
-        sae.W_enc.copy_(torch.cat([eye, -eye], dim=1))
-        sae.W_dec.copy_(torch.cat([eye, -eye], dim=0))
-        sae.b_enc.zero_()
-        sae.b_dec.zero_()
-    return sae
 
 
 def test_perfect_sae_headline_is_a_member_at_its_value(synth):
