@@ -99,7 +99,7 @@ _SUBMODULES = ("backends", "causal", "heads", "prompts", "record", "report", "sa
 __all__ = sorted(_LAZY) + list(_SUBMODULES) + ["__version__"]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load lazily
-    from mi_assert import (  # noqa: F401
+    from mi_assert import (
         backends,
         causal,
         heads,
@@ -114,7 +114,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
     )
     from mi_assert.backends import as_handle
     from mi_assert.backends.base import Intervention, ModelHandle
-    from mi_assert.causal.assertions import (  # noqa: F401
+    from mi_assert.causal.assertions import (
         assert_ablation_effect,
         assert_patching_recovery,
         assert_path_patching,
@@ -124,7 +124,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         measure_ablation_effect,
         measure_patching_recovery,
     )
-    from mi_assert.causal.attribution import (  # noqa: F401
+    from mi_assert.causal.attribution import (
         assert_direct_logit_attribution,
         assert_logit_lens,
         check_direct_logit_attribution,
@@ -132,7 +132,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         direct_logit_attribution,
         logit_lens_ranks,
     )
-    from mi_assert.causal.circuits import (  # noqa: F401
+    from mi_assert.causal.circuits import (
         assert_circuit_completeness,
         assert_circuit_faithfulness,
         assert_circuit_minimality,
@@ -140,21 +140,21 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         check_circuit_faithfulness,
         check_circuit_minimality,
     )
-    from mi_assert.causal.composition import (  # noqa: F401
+    from mi_assert.causal.composition import (
         assert_composition,
         check_composition,
         composition_score,
         composition_scores,
     )
     from mi_assert.causal.metrics import kl_to_clean, logit_diff, logprob, prob
-    from mi_assert.causal.probes import (  # noqa: F401
+    from mi_assert.causal.probes import (
         assert_probe_accuracy,
         check_probe_accuracy,
         measure_probe_accuracy,
     )
     from mi_assert.causal.sweeps import attribution_sweep, patching_sweep
     from mi_assert.errors import MiAssertInputError, ModelUnavailableError, UnknownHookError
-    from mi_assert.heads.assertions import (  # noqa: F401
+    from mi_assert.heads.assertions import (
         assert_attends_to_bos,
         assert_copying_head,
         assert_duplicate_token_head,
@@ -167,13 +167,13 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         check_previous_token_head,
     )
     from mi_assert.heads.discovery import find_heads
-    from mi_assert.heads.measure import (  # noqa: F401
+    from mi_assert.heads.measure import (
         measure_role,
     )
     from mi_assert.loading import load_model
     from mi_assert.prompts import PromptSet
     from mi_assert.report.progress import progress
-    from mi_assert.sae.assertions import (  # noqa: F401
+    from mi_assert.sae.assertions import (
         assert_feature_fires,
         assert_feature_recovery,
         assert_feature_steering,
