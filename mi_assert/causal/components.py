@@ -2,7 +2,8 @@
 
 Accepted spellings (validated against the model, with suggestions on typos):
 
-* heads: ``(layer, head)`` tuples, ``"L9H9"`` / ``"l9h9"``, ``"9.9"`` → ``blocks.9.attn.hook_z``
+* heads: ``(layer, head)`` tuples, ``"L9H9"`` / ``"l9h9"``, ``"9.9"``, ``"9:9"`` (the head-name
+  grammar of :mod:`mi_assert.heads.names`) → ``blocks.9.attn.hook_z``
   at that head (TransformerLens's ``head_out`` patching: the head's output before ``W_O``);
 * ``"attnL"`` → ``blocks.L.hook_attn_out``; ``"mlpL"`` → ``blocks.L.hook_mlp_out``;
 * ``"resid_preL"``, ``"resid_midL"``, ``"resid_postL"`` → the residual stream hooks;
@@ -20,8 +21,8 @@ from typing import Any
 
 from mi_assert.backends.base import ModelHandle
 from mi_assert.errors import MiAssertInputError, UnknownHookError, suggest
+from mi_assert.heads.names import is_head_name, is_int, parse_one
 
-_HEAD_RES = (re.compile(r"^[Ll](\d+)[Hh](\d+)$"), re.compile(r"^(\d+)\.(\d+)$"))
 _SITE_RE = re.compile(r"^(attn|mlp|resid_pre|resid_mid|resid_post)_?(\d+)$")
 _SITE_HOOK = {
     "attn": "hook_attn_out",
@@ -74,10 +75,9 @@ def parse_component(handle: ModelHandle, spec: Any) -> Component:
     """One component spec → :class:`Component` (raises a clear error when unknown)."""
     if isinstance(spec, Component):
         return spec
-    if isinstance(spec, (tuple, list)) and len(spec) == 2 and all(
-        isinstance(x, int) and not isinstance(x, bool) for x in spec
-    ):
-        layer, head = handle.check_head(int(spec[0]), int(spec[1]))
+    if is_head_name(spec) or (isinstance(spec, (tuple, list)) and len(spec) == 2
+                              and all(is_int(x) for x in spec)):
+        layer, head = handle.check_head(*parse_one(spec))
         return Component(f"blocks.{layer}.attn.hook_z", layer, head)
     if not isinstance(spec, str):
         raise MiAssertInputError(
@@ -86,11 +86,6 @@ def parse_component(handle: ModelHandle, spec: Any) -> Component:
             "'resid_post5') or a canonical hook name"
         )
     text = spec.strip()
-    for regex in _HEAD_RES:
-        m = regex.match(text)
-        if m:
-            layer, head = handle.check_head(int(m.group(1)), int(m.group(2)))
-            return Component(f"blocks.{layer}.attn.hook_z", layer, head)
     m = _SITE_RE.match(text)
     if m:
         kind, layer = m.group(1), int(m.group(2))

@@ -26,8 +26,13 @@ def head_name(layer: int, head: int) -> str:
     return f"L{layer}H{head}"
 
 
-def _is_int(x: Any) -> bool:
+def is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool) or type(x).__name__ in ("int64", "int32")
+
+
+def is_head_name(spec: Any) -> bool:
+    """``spec`` is a string in the head-name grammar (``"L5H5"``, ``"5.5"``, ``"5:5"``)."""
+    return isinstance(spec, str) and _NAME_RE.match(spec) is not None
 
 
 def parse_one(spec: Any) -> Head:
@@ -40,7 +45,7 @@ def parse_one(spec: Any) -> Head:
             )
         a, b, c, d = match.groups()
         return (int(a), int(b)) if a is not None else (int(c), int(d))
-    if isinstance(spec, (tuple, list)) and len(spec) == 2 and all(_is_int(x) for x in spec):
+    if isinstance(spec, (tuple, list)) and len(spec) == 2 and all(is_int(x) for x in spec):
         return int(spec[0]), int(spec[1])
     raise MiAssertInputError(
         f"head {spec!r} not understood: give (layer, head) ints or a name like 'L5H5' / '5.5'"
@@ -54,18 +59,18 @@ def parse_heads(layer: Any, head: Any = None) -> list[Head]:
     """
     if layer is None and head is None:
         raise MiAssertInputError("no head given: use one of " + ", ".join(_FORMS))
-    if _is_int(layer) and _is_int(head):
+    if is_int(layer) and is_int(head):
         heads = [(int(layer), int(head))]
-    elif _is_int(layer) and isinstance(head, (list, tuple)) and all(_is_int(h) for h in head):
+    elif is_int(layer) and isinstance(head, (list, tuple)) and all(is_int(h) for h in head):
         heads = [(int(layer), int(h)) for h in head]
     elif layer is None or head is None:
         spec = head if layer is None else layer
         if isinstance(spec, str) or (isinstance(spec, tuple) and len(spec) == 2
-                                     and all(_is_int(x) for x in spec)):
+                                     and all(is_int(x) for x in spec)):
             heads = [parse_one(spec)]
         elif isinstance(spec, Sequence):
             heads = [parse_one(s) for s in spec]
-        elif _is_int(spec):
+        elif is_int(spec):
             which = "head" if layer is None else "layer"
             raise MiAssertInputError(
                 f"only a {which} ({spec}) was given; name both, e.g. (model, layer, head) or 'L5H5'"

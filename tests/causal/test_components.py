@@ -16,7 +16,7 @@ from mi_assert.errors import MiAssertInputError, UnknownHookError
 def test_head_spellings(planted):
     handle, _ = planted
     expected = Component("blocks.1.attn.hook_z", 1, 2)
-    for spec in [(1, 2), "L1H2", "l1h2", "1.2"]:
+    for spec in [(1, 2), "L1H2", "l1h2", "1.2", "1:2", " L1 H2 "]:
         assert parse_component(handle, spec) == expected
     assert parse_component(handle, (1, 2)).label == "L1H2"
 
