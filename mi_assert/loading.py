@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import torch
 
-from mi_assert.backends import BACKENDS, ModelHandle
+from mi_assert.backends import BACKENDS, ModelHandle, as_handle
 from mi_assert.errors import MiAssertInputError, ModelUnavailableError
 from mi_assert.zoo import registry
 
@@ -40,6 +40,15 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     if dtype not in DTYPES:
         raise MiAssertInputError(f"dtype {dtype!r} unknown; allowed: {', '.join(DTYPES)}")
     return DTYPES[dtype]
+
+
+def resolve_model(model: Any) -> ModelHandle:
+    """What every claim family does with the ``model`` a user passes: a zoo spec or a local
+    path (a ``str`` or ``Path``) is loaded with :func:`load_model`; a HookedTransformer,
+    TransformerBridge, nnsight model or handle goes through :func:`~mi_assert.backends.as_handle`."""
+    if isinstance(model, (str, Path)):
+        return load_model(model)
+    return as_handle(model)
 
 
 def load_model(

@@ -30,7 +30,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mi_assert.backends import as_handle
 from mi_assert.backends.base import EditFn, ModelHandle
 from mi_assert.causal.components import (
     Component,
@@ -48,6 +47,7 @@ from mi_assert.causal.interventions import (
 from mi_assert.causal.metrics import evaluate_metric, metric_name
 from mi_assert.causal.recovery import RatioRow, check_gap, ratio_claim
 from mi_assert.errors import MiAssertInputError
+from mi_assert.loading import resolve_model
 from mi_assert.stats import Evidence, RowKey
 from mi_assert.stats.bootstrap import Alternative
 from mi_assert.stats.claims import DEFAULT_MIN_UNITS, check_threshold
@@ -147,7 +147,7 @@ def measure_patching_recovery(
     With explicit prompts every seed shares one measurement (the seed varies only the
     bootstrap); with a generator each seed measures its own held-out draw.
     """
-    handle = as_handle(model)
+    handle = resolve_model(model)
     _check_direction(direction)
     if components is None:
         raise MiAssertInputError("components is required: the heads/sites to patch")
@@ -241,7 +241,7 @@ def check_patching_recovery(
         if min_recovery is not None or max_recovery is not None:
             raise MiAssertInputError("min_recovery/max_recovery apply to direction='denoise'; for noising use min_drop/max_drop")
         threshold, alternative = _threshold(min_drop, max_drop, "min_drop", "max_drop", DEFAULT_MIN_DROP)
-    handle = as_handle(model)
+    handle = resolve_model(model)
     if components is None:
         raise MiAssertInputError("components is required: the heads/sites to patch")
     comps = parse_components(handle, components)
@@ -341,7 +341,7 @@ def measure_ablation_effect(
 ) -> AblationMeasurement:
     """Per-prompt metric values with and without the ablation, per seed (arguments as in
     :func:`assert_ablation_effect`; no threshold, no verdict)."""
-    handle = as_handle(model)
+    handle = resolve_model(model)
     _check_method(method)
     comps = parse_components(handle, components)
     draws = prompt_draws(handle, None, None, prompts, metric, seeds, need_corrupted=False,
@@ -424,7 +424,7 @@ def check_ablation_effect(
                             min_prompts=min_prompts)
     _check_method(method)
     threshold, alternative = _threshold(min_drop, max_drop, "min_drop", "max_drop", DEFAULT_MIN_DROP)
-    handle = as_handle(model)
+    handle = resolve_model(model)
     comps = parse_components(handle, components)
     draws = prompt_draws(handle, None, None, prompts, metric, options.seeds, need_corrupted=False,
                          prompt_kwargs=prompt_kwargs)
@@ -615,7 +615,7 @@ def check_path_patching(
         raise MiAssertInputError("sender and receivers are required")
     threshold, alternative = _threshold(min_recovery, max_recovery, "min_recovery", "max_recovery",
                                         DEFAULT_MIN_RECOVERY)
-    handle = as_handle(model)
+    handle = resolve_model(model)
     snd = parse_component(handle, sender)
     rcv = _parse_receivers(handle, snd, receivers)
     draws = prompt_draws(handle, clean, corrupted, prompts, metric, options.seeds,

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mi_assert.backends import ModelHandle, as_handle
+from mi_assert.backends import ModelHandle
 from mi_assert.causal._readout_inputs import (
     Writer,
     check_position,
@@ -54,6 +54,7 @@ from mi_assert.causal._readout_inputs import (
     readout_options,
 )
 from mi_assert.errors import MiAssertInputError, check_finite
+from mi_assert.loading import resolve_model
 from mi_assert.stats import (
     DEFAULT_MIN_UNITS,
     ClaimOptions,
@@ -138,7 +139,7 @@ def direct_logit_attribution(
     ``wrong`` are used when the ids are not given). ``wrong_ids=None`` attributes the correct
     token's logit itself. One forward and one backward pass.
     """
-    handle = as_handle(model)
+    handle = resolve_model(model)
     tokens, pset = prompt_tokens(handle, prompts)
     batch, n_pos = tokens.shape
     pos = check_position(position, n_pos)
@@ -371,7 +372,7 @@ def check_direct_logit_attribution(
     (``quorum`` of them must pass); prompts are units by token row, and a claim needs
     ``min_prompts`` distinct ones. Same inputs and seeds → same Evidence.
     """
-    handle = as_handle(model)
+    handle = resolve_model(model)
     opts = readout_options(seeds=seeds, seed=seed, quorum=quorum, alpha=alpha,
                            n_resamples=n_resamples, min_prompts=min_prompts)
     return _dla_claim(handle, prompts, components, correct_ids, wrong_ids, min_share, min_value,
@@ -414,7 +415,7 @@ def logit_lens_ranks(model: Any, prompts: Any, answer_ids: Any = None,
     against the answer). Layer ``l`` is ``blocks.l.hook_resid_post`` through the model's final
     norm and unembedding; the last layer's lens is the model's own output.
     """
-    handle = as_handle(model)
+    handle = resolve_model(model)
     tokens, pset = prompt_tokens(handle, prompts)
     if answer_ids is None and pset is not None:
         answer_ids = pset.correct
@@ -525,7 +526,7 @@ def check_logit_lens(
     ``seeds`` (alias ``seed``) seed the bootstrap, one row per seed. Figures: the answer's mean
     rank and top-k rate per layer.
     """
-    handle = as_handle(model)
+    handle = resolve_model(model)
     opts = readout_options(seeds=seeds, seed=seed, quorum=quorum, alpha=alpha,
                            n_resamples=n_resamples, min_prompts=min_prompts)
     return _lens_claim(handle, prompts, answer_ids, from_layer, top_k, position, min_fraction,

@@ -41,7 +41,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mi_assert.backends import as_handle
 from mi_assert.backends.base import ModelHandle
 from mi_assert.causal.components import Component, all_heads, all_mlps, parse_components
 from mi_assert.causal.draws import Draw, check_enough_prompts, prompt_draws, prompt_ids
@@ -49,6 +48,7 @@ from mi_assert.causal.interventions import ABLATION_METHODS, ablation_sources, e
 from mi_assert.causal.metrics import evaluate_metric, metric_name
 from mi_assert.causal.recovery import RatioRow, check_gap, ratio_claim
 from mi_assert.errors import MiAssertInputError
+from mi_assert.loading import resolve_model
 from mi_assert.stats import Evidence, RowKey, all_of
 from mi_assert.stats.claims import DEFAULT_MIN_UNITS, check_threshold
 from mi_assert.stats.options import ClaimOptions, check_count, claim_options
@@ -100,7 +100,7 @@ class CircuitRunner:
 
 def _setup(model: Any, prompts: Any, circuit: Any, metric: Any, options: ClaimOptions,
            prompt_kwargs: Mapping[str, Any] | None) -> tuple[ModelHandle, list[Component], list[Draw]]:
-    handle = as_handle(model)
+    handle = resolve_model(model)
     comps = parse_components(handle, circuit)
     draws = prompt_draws(handle, None, None, prompts, metric, options.seeds,
                          need_corrupted=False, prompt_kwargs=prompt_kwargs)
@@ -322,7 +322,7 @@ def check_circuit_minimality(
                             min_prompts=min_prompts)
     effect = _check_positive(min_effect, "min_effect", strict=False)
     n_subsets = check_count(n_subsets, "n_subsets", minimum=0)
-    handle = as_handle(model)
+    handle = resolve_model(model)
     comps = parse_components(handle, circuit)
     draws = prompt_draws(handle, None, None, prompts, metric, options.seeds,
                          need_corrupted=False, prompt_kwargs=prompt_kwargs)

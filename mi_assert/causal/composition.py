@@ -38,10 +38,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mi_assert.backends import ModelHandle, as_handle
+from mi_assert.backends import ModelHandle
 from mi_assert.backends.base import ModelWeights
 from mi_assert.causal._readout_inputs import model_seed_of, parse_head, resolve_seeds
 from mi_assert.errors import MiAssertInputError
+from mi_assert.loading import resolve_model
 from mi_assert.stats import ClaimOptions, ClaimSpec, Evidence, Fixed, all_of, claim_options
 from mi_assert.stats.options import check_count
 from mi_assert.verdict import asserting
@@ -86,7 +87,7 @@ def _scores(A1: Tensor, B1: Tensor, A2: Tensor, B2: Tensor) -> Tensor:
 
 def composition_score(model: Any, source: Any, target: Any, kind: str = "k") -> float:
     """The Q/K/V composition score of head ``source`` into the later head ``target``."""
-    handle = as_handle(model)
+    handle = resolve_model(model)
     kind = _check_kind(kind)
     (l1, h1), (l2, h2) = _check_pair(handle, source, target)
     w = handle.weights()
@@ -96,7 +97,7 @@ def composition_score(model: Any, source: Any, target: Any, kind: str = "k") -> 
 def composition_scores(model: Any, kind: str = "k") -> Tensor:
     """All pairs ``[n_layers, n_heads, n_layers, n_heads]`` (source first), zero unless the
     target's layer is later: the layout and values of TL's ``all_composition_scores``."""
-    handle = as_handle(model)
+    handle = resolve_model(model)
     kind = _check_kind(kind)
     w = handle.weights()
     L, H = handle.n_layers, handle.n_heads
@@ -232,7 +233,7 @@ def check_composition(
     be beaten (one member per seed, the deciding one is the headline). Never raises on a
     failed claim (see :func:`assert_composition`).
     """
-    handle = as_handle(model)
+    handle = resolve_model(model)
     opts = claim_options(seeds=resolve_seeds(seeds, seed), alpha=alpha)
     return _composition_claim(handle, source, target, kind, min_ratio, n_baseline, opts)
 

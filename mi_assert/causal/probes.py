@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mi_assert.backends import ModelHandle, as_handle
+from mi_assert.backends import ModelHandle
 from mi_assert.causal._readout_inputs import (
     check_threshold_option,
     model_seed_of,
@@ -51,6 +51,7 @@ from mi_assert.causal._readout_inputs import (
     resolve_seeds,
 )
 from mi_assert.errors import MiAssertInputError
+from mi_assert.loading import resolve_model
 from mi_assert.stats import DEFAULT_MIN_UNITS, ClaimOptions, ClaimSpec, Evidence, Mean, all_of
 from mi_assert.verdict import asserting
 
@@ -258,7 +259,7 @@ def measure_probe_accuracy(
     """
     from mi_assert.prompts import PromptSet, SplitPrompts
 
-    handle = as_handle(model)
+    handle = resolve_model(model)
     seed_list = resolve_seeds(seeds, seed)
     handle.parse_hook(hook)  # unknown hooks fail before any work
     if control not in CONTROLS:
@@ -444,7 +445,7 @@ def check_probe_accuracy(
     the highest chance level over the seeds. Rows need ``min_prompts`` distinct held-out
     prompts. Never raises on a failed claim (see :func:`assert_probe_accuracy`).
     """
-    handle = as_handle(model)
+    handle = resolve_model(model)
     opts = readout_options(seeds=seeds, seed=seed, quorum=quorum, alpha=alpha,
                            n_resamples=n_resamples, min_prompts=min_prompts)
     return _probe_claim(handle, hook, prompts, labels, labels_fn, position, min_accuracy,

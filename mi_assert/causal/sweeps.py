@@ -56,11 +56,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mi_assert.backends import as_handle
 from mi_assert.backends.base import ModelHandle
 from mi_assert.backends.batching import run_stacked_variants
 from mi_assert.causal.metrics import evaluate_metric, metric_for_prompts, metric_name
 from mi_assert.errors import MiAssertInputError, suggest
+from mi_assert.loading import resolve_model
 from mi_assert.prompts import check_aligned
 
 Site = Literal["head_out", "resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out",
@@ -399,7 +399,7 @@ def patching_sweep(
     """
     import time
 
-    handle = as_handle(model)
+    handle = resolve_model(model)
     clean_t, corrupted_t, metric_fn = _resolve_inputs(handle, clean, corrupted, metric)
     if direction not in ("denoise", "noise"):
         raise MiAssertInputError(f"direction={direction!r}: allowed 'denoise' or 'noise'")

@@ -50,8 +50,9 @@ from typing import Any
 
 import numpy as np
 
-from mi_assert.heads.measure import RoleMeasurement, measure_role, resolve_model
+from mi_assert.heads.measure import RoleMeasurement, measure_role
 from mi_assert.heads.names import Head, check_heads, head_name, parse_heads
+from mi_assert.loading import resolve_model
 from mi_assert.stats.composite import holm_family
 from mi_assert.stats.evidence import Evidence
 from mi_assert.verdict import asserting

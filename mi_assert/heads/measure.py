@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mi_assert.backends import ModelHandle, as_handle
+from mi_assert.backends import ModelHandle
 from mi_assert.errors import MiAssertInputError, suggest
 from mi_assert.heads.copying import (
     copying_draw,
@@ -46,6 +46,7 @@ from mi_assert.heads.prompts import (
     user_prompt_rows,
 )
 from mi_assert.heads.scores import ATTENTION_ROLES, attention_scores, resolve_role
+from mi_assert.loading import resolve_model
 from mi_assert.stats.claims import DEFAULT_MIN_UNITS, ClaimSpec, RowKey, check_threshold
 from mi_assert.stats.evidence import Evidence
 from mi_assert.stats.options import check_count, check_quorum, claim_options
@@ -328,15 +329,6 @@ def _model_handles(handle: ModelHandle, model_seeds: Sequence[int] | None) -> li
             out.append((seed, load_model(f"{zoo}@s{seed}", backend=handle.backend,
                                          device=str(handle.device))))
     return out
-
-
-def resolve_model(model: Any) -> ModelHandle:
-    """A handle from a model object, a handle, or a zoo spec / path string."""
-    if isinstance(model, str):
-        from mi_assert.loading import load_model
-
-        return load_model(model)
-    return as_handle(model)
 
 
 def measure_role(model: Any, role: str, split: Split = "heldout", **options: Any) -> RoleMeasurement:

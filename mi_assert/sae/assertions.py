@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from mi_assert.errors import MiAssertInputError, check_finite
+from mi_assert.loading import resolve_model
 from mi_assert.sae import metrics as M
 from mi_assert.sae import resample as R
 from mi_assert.stats.bootstrap import Alternative
@@ -60,12 +61,6 @@ FIRES_HINT = (
 STEERING_HINT = (
     "Steering did not move the metric: the latent's decoder direction may not be read by "
     "anything downstream of the hook, or the scale is too small.")
-
-
-def _as_handle(model: Any) -> Any:
-    from mi_assert.backends import as_handle
-
-    return as_handle(model)
 
 
 def _options(seeds: Any, seed: Any, alpha: Any, n_resamples: Any, min_prompts: Any) -> ClaimOptions:
@@ -240,7 +235,7 @@ def measure_sae_reconstruction(
     if model is not None:
         if tokens is None:
             raise MiAssertInputError("tokens are required with a model: a [batch, pos] tensor of ids")
-        handle = _as_handle(model)
+        handle = resolve_model(model)
         hook_name = _check_hook(handle, sae, hook)
     with_ce = handle is not None if with_ce is None else bool(with_ce)
     if with_ce and handle is None:
@@ -630,7 +625,7 @@ def check_feature_fires(
     feature = _check_feature(sae, feature)
     metric = "AUROC (positive vs negative prompts)"
     threshold = check_threshold(_criterion("min_auroc", min_auroc), "greater", AUROC_RANGE, metric)
-    handle = _as_handle(model)
+    handle = resolve_model(model)
     hook_name = _check_hook(handle, sae, hook)
     pos_tokens = handle.to_tokens(positive)
     neg_tokens = handle.to_tokens(negative)
@@ -701,7 +696,7 @@ def check_feature_steering(
     threshold = _criterion("min_effect", min_effect)
     if not callable(metric):
         raise MiAssertInputError("metric must be a callable logits [batch, pos, d_vocab] -> [batch]")
-    handle = _as_handle(model)
+    handle = resolve_model(model)
     hook_name = _check_hook(handle, sae, hook)
     toks = handle.to_tokens(prompts)
     direction = sae.W_dec[feature].detach()
