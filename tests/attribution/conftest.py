@@ -56,24 +56,3 @@ def ln_batch():
     return tokens, correct, (correct + 7) % 50
 
 
-def check_invariants(ev) -> None:
-    """Every number of an Evidence reads true: for the claim, each member and each row,
-    ``passed == clears(bound, threshold, alternative)`` unless a reason says why not, and
-    ``low <= estimate <= high``; a composite's headline is its deciding member's."""
-    from mi_assert.stats.bootstrap import clears
-
-    if ev.reason:
-        assert not ev.passed
-    else:
-        assert ev.passed == clears(ev.bound, ev.threshold, ev.alternative)
-        assert ev.low <= ev.estimate <= ev.high
-    for row in ev.per_seed:
-        assert row.passed == clears(row.bound, row.threshold, row.alternative)
-        assert row.low <= row.estimate <= row.high
-    if ev.family:
-        (decider,) = [m for m in ev.family if m.claim == ev.deciding]
-        assert (ev.metric, ev.threshold, ev.alternative, ev.unit, ev.n) == (
-            decider.metric, decider.threshold, decider.alternative, decider.unit, decider.n)
-        assert ev.passed == all(m.passed for m in ev.family)
-        for member in ev.family:
-            check_invariants(member)

@@ -14,8 +14,7 @@ from mi_assert.causal.composition import (
 )
 from mi_assert.errors import MiAssertInputError
 from mi_assert.verdict import ClaimFailed
-
-from .conftest import check_invariants
+from tests.evidence_contract import check_evidence as check_invariants
 
 
 @pytest.mark.parametrize("kind", ["q", "k", "v"])

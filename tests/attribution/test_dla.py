@@ -10,8 +10,7 @@ import mi_assert
 from mi_assert.causal.attribution import check_direct_logit_attribution, direct_logit_attribution
 from mi_assert.errors import MiAssertInputError
 from mi_assert.verdict import ClaimFailed
-
-from .conftest import check_invariants
+from tests.evidence_contract import check_evidence as check_invariants
 
 
 def test_induction_head_carries_the_logit_difference(planted, induction_batch):

@@ -10,8 +10,7 @@ import mi_assert
 from mi_assert.causal.attribution import check_logit_lens, logit_lens_ranks
 from mi_assert.errors import MiAssertInputError
 from mi_assert.verdict import ClaimFailed
-
-from .conftest import check_invariants
+from tests.evidence_contract import check_evidence as check_invariants
 
 
 def test_answer_appears_only_after_the_induction_layer(planted, induction_batch):

@@ -9,8 +9,9 @@ import mi_assert
 from mi_assert.causal.probes import check_probe_accuracy, measure_probe_accuracy
 from mi_assert.errors import MiAssertInputError, UnknownHookError
 from mi_assert.verdict import ClaimFailed
+from tests.evidence_contract import check_evidence as check_invariants
 
-from .conftest import check_invariants, distinct_repeats
+from .conftest import distinct_repeats
 
 ACCURACY = "held-out probe accuracy"
 

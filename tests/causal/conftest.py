@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.evidence_contract import check_evidence as _check_evidence
+
 
 @pytest.fixture(scope="session")
 def planted_pairs(planted):
@@ -29,38 +31,6 @@ def mlp_model():
             p.add_(0.05 * torch.randn_like(p))
     model.eval()
     return model
-
-
-def _check_evidence(ev, *, top=True):
-    """Every number an Evidence prints reads true (recursively over members and rows)."""
-    import math
-
-    from mi_assert.stats.bootstrap import clears
-
-    if not ev.reason:
-        assert ev.passed == clears(ev.bound, ev.threshold, ev.alternative), ev
-    if math.isfinite(ev.estimate):
-        assert ev.low <= ev.estimate <= ev.high, ev
-    for row in ev.per_seed:
-        if row.threshold is not None:
-            assert row.passed == clears(row.bound, row.threshold, row.alternative), row
-        assert row.low <= row.estimate <= row.high, row
-    if ev.family:
-        decider = next(m for m in ev.family if m.claim == ev.deciding)
-        for name in ("metric", "estimate", "low", "high", "bound", "n", "threshold",
-                     "alternative", "unit"):
-            assert getattr(ev, name) == getattr(decider, name), name
-        assert ev.passed == all(m.passed for m in ev.family)
-        for member in ev.family:
-            _check_evidence(member, top=False)
-    elif ev.per_seed:
-        rows = ev.per_seed
-        deciding = next(r for r in rows if r.name == ev.deciding) if len(rows) > 1 else rows[0]
-        assert (ev.estimate, ev.low, ev.high, ev.bound, ev.n) == (
-            deciding.estimate, deciding.low, deciding.high, deciding.bound, deciding.n)
-        if ev.passed:  # every seed's rows passed (no quorum in these tests)
-            assert all(r.passed for r in rows) or ev.settings.get("quorum")
-    return ev
 
 
 @pytest.fixture

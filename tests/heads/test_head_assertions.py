@@ -20,7 +20,7 @@ from mi_assert.heads import (
 from mi_assert.heads.measure import clear_cache
 from mi_assert.heads.names import head_name
 from mi_assert.verdict import ClaimFailed
-from tests.heads.helpers import check_invariants
+from tests.evidence_contract import check_evidence as check_invariants
 
 ASSERT = {
     "induction": mi_assert.assert_induction_head,

@@ -8,7 +8,7 @@ import torch
 import mi_assert
 from mi_assert.errors import MiAssertInputError
 from mi_assert.heads import HeadScore
-from tests.heads.helpers import check_invariants
+from tests.evidence_contract import check_evidence as check_invariants
 
 ROLES = ("induction", "previous_token", "duplicate_token", "bos", "copying")
 

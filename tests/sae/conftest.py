@@ -45,28 +45,6 @@ def basis(planted_model):
     return basis_sae(planted_model.d_model, HOOK, "planted-induction@s0")
 
 
-def assert_consistent(ev) -> None:
-    """Every number an Evidence prints reads true: for the claim, each member and each row,
-    ``passed`` is "the bound clears the threshold" (unless a reason says why not) and the
-    estimate lies in its interval; a composite's headline is its deciding member's."""
-    from mi_assert.stats.bootstrap import clears
-
-    if not ev.reason:
-        assert ev.passed == clears(ev.bound, ev.threshold, ev.alternative), ev
-        assert ev.low <= ev.estimate <= ev.high, ev
-    for row in ev.per_seed:
-        assert row.passed == clears(row.bound, ev.threshold, ev.alternative), row
-        assert row.low <= row.estimate <= row.high, row
-    if ev.family:
-        assert ev.passed == all(m.passed for m in ev.family)
-        (decider,) = [m for m in ev.family if m.claim == ev.deciding]
-        for name in ("metric", "estimate", "low", "high", "bound", "threshold", "alternative",
-                     "n", "unit"):
-            assert getattr(ev, name) == getattr(decider, name), name
-        for member in ev.family:
-            assert_consistent(member)
-
-
 def exact_sae(d: int, hook: str | None = None):
     """A StandardSAE with latents ±e_i: relu(x) - relu(-x) = x, so the reconstruction is exact."""
     from sae_lens import StandardSAE, StandardSAEConfig

@@ -14,7 +14,8 @@ from mi_assert import assert_sae_reconstruction, load_model
 from mi_assert.kernels import fast_spliced_ce
 from mi_assert.sae import metrics as M
 from mi_assert.verdict import ClaimFailed
-from tests.sae.conftest import assert_consistent, exact_sae
+from tests.evidence_contract import check_evidence as assert_consistent
+from tests.sae.conftest import exact_sae
 
 BACKENDS = ("transformer_lens", "bridge", "nnsight")
 HOOK = "blocks.1.hook_resid_post"

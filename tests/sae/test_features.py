@@ -118,7 +118,7 @@ def test_steering_a_junk_latent_moves_nothing(planted_model, repeated, final_bas
 # ----- evidence, options, non-raising checks --------------------------------------------------
 def test_recovery_evidence_reads_true_both_ways(synth):
     from mi_assert.sae import check_feature_recovery
-    from tests.sae.conftest import assert_consistent
+    from tests.evidence_contract import check_evidence as assert_consistent
 
     data, _ = synth
     good = check_feature_recovery(true_sae(data), data)
@@ -154,7 +154,7 @@ def test_mmcs_threshold_in_range(synth, min_mmcs):
 def test_fires_evidence_and_options(planted_model, basis):
     from mi_assert import MiAssertInputError
     from mi_assert.sae import check_feature_fires
-    from tests.sae.conftest import assert_consistent
+    from tests.evidence_contract import check_evidence as assert_consistent
 
     pos, neg = _prompts(5, 5, 24, seed=1), _prompts(None, 5, 24, seed=2)
     good = check_feature_fires(basis, planted_model, pos, neg, feature=TOK + 5)
@@ -174,7 +174,7 @@ def test_fires_evidence_and_options(planted_model, basis):
 def test_steering_evidence_and_duplicates(planted_model, repeated, final_basis):
     from mi_assert import MiAssertInputError
     from mi_assert.sae import check_feature_steering
-    from tests.sae.conftest import assert_consistent
+    from tests.evidence_contract import check_evidence as assert_consistent
 
     good = check_feature_steering(final_basis, planted_model, repeated, feature=OUT + 7,
                                   metric=_logit_of(7), scale=1.0, min_effect=5.0, seeds=(0, 1))

@@ -9,7 +9,8 @@ from mi_assert import ClaimFailed, MiAssertInputError, assert_sae_reconstruction
 from mi_assert.sae import check_sae_reconstruction, measure_sae_reconstruction
 from mi_assert.sae.assertions import reconstruction_evidence
 from mi_assert.sae.synthetic import random_sae, shuffled_decoder_sae, true_sae
-from tests.sae.conftest import HOOK, SECOND_HALF, assert_consistent, exact_sae
+from tests.evidence_contract import check_evidence as assert_consistent
+from tests.sae.conftest import HOOK, SECOND_HALF, exact_sae
 
 
 def test_true_dictionary_sae_reconstructs_synthetic_data(synth):

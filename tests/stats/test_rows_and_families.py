@@ -10,7 +10,7 @@ from mi_assert.errors import MiAssertInputError
 from mi_assert.stats.claims import ClaimSpec, RowKey, as_row_key, evaluate_claim
 from mi_assert.stats.composite import all_of, holm_family
 from mi_assert.stats.statistic import Mean
-from tests.heads.helpers import check_invariants
+from tests.evidence_contract import check_evidence as check_invariants
 
 
 def _normal(mean: float, n: int = 40, sd: float = 0.05, seed: int = 0) -> np.ndarray:
