@@ -15,3 +15,17 @@ def planted():
 
     handle = load_model("planted-induction@s0", device="cpu")
     return handle, handle.meta["ground_truth"]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Every Evidence any assertion records in any test keeps the contract of
+    :mod:`tests.evidence_contract` (checked after the test body, before the report drains it)."""
+    result = yield
+    from mi_assert.plugin import session_recorder
+    from tests.evidence_contract import check_evidence
+
+    recorder = session_recorder(item.config)
+    for recorded in recorder.peek() if recorder is not None else []:
+        check_evidence(recorded.evidence)
+    return result
