@@ -19,6 +19,7 @@ from torch import Tensor
 
 from mi_assert.errors import MiAssertInputError, check_finite
 from mi_assert.hooks import HookName, all_hook_names, parse_hook
+from mi_assert.shapes import Activation, Logits, Tokens
 
 #: An edit receives the activation at a hook (canonical shape) and returns its replacement.
 EditFn = Callable[[Tensor], Tensor]
@@ -162,7 +163,7 @@ class ModelHandle(ABC):
         edits: Mapping[str, Sequence[EditFn]],
         capture: Iterable[str],
         keep_graph: bool = False,
-    ) -> tuple[Tensor, dict[str, Tensor]]:
+    ) -> tuple[Logits, dict[str, Activation]]:
         """One forward pass: apply ``edits`` at hooks, capture activations after edits.
 
         Returns logits ``[batch, pos, d_vocab]`` and the captured activations in canonical
@@ -193,7 +194,7 @@ class ModelHandle(ABC):
             )
         return layer, head
 
-    def to_tokens(self, inputs: Any, prepend_bos: bool = True) -> Tensor:
+    def to_tokens(self, inputs: Any, prepend_bos: bool = True) -> Tokens:
         """Token ids ``[batch, pos]`` on the model's device from strings or ids.
 
         Models without a tokenizer accept only token-id tensors or nested int lists.
@@ -247,14 +248,14 @@ class ModelHandle(ABC):
         return tokens.to(self.device)
 
     # ----- derived operations --------------------------------------------------------------
-    def forward(self, tokens: Any) -> Tensor:
+    def forward(self, tokens: Any) -> Logits:
         with torch.no_grad():
             logits, _ = self._run(self.to_tokens(tokens), {}, ())
         return logits
 
     def run_with_cache(
         self, tokens: Any, hooks: Iterable[str], check_nan: bool = True
-    ) -> tuple[Tensor, dict[str, Tensor]]:
+    ) -> tuple[Logits, dict[str, Activation]]:
         """Logits and the activations at ``hooks`` (only those are kept)."""
         names = [self.parse_hook(h).name for h in hooks]
         with torch.no_grad():

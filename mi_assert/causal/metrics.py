@@ -15,15 +15,14 @@ Sweeps report TransformerLens units: the mean over prompts of the metric.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from mi_assert.errors import MiAssertInputError
+from mi_assert.shapes import MetricFn
 
-MetricFn = Callable[[Tensor], Tensor]
 METRIC_NAMES: tuple[str, ...] = ("logit_diff", "logprob", "prob")
 
 

@@ -62,6 +62,7 @@ from mi_assert.causal.metrics import evaluate_metric, metric_for_prompts, metric
 from mi_assert.errors import MiAssertInputError, suggest
 from mi_assert.loading import resolve_model
 from mi_assert.prompts import check_aligned
+from mi_assert.shapes import SweepValues
 
 Site = Literal["head_out", "resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out",
                "head_q", "head_k", "head_v", "head_pattern"]
@@ -88,7 +89,7 @@ DEFAULT_MEMORY_BUDGET = 1 << 30
 class SweepResult:
     """A patching sweep's values (TL layout and units) with what is needed to read them."""
 
-    values: Tensor
+    values: SweepValues
     site: str
     method: str
     positions: str

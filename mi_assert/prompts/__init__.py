@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from mi_assert.errors import MiAssertInputError
+from mi_assert.shapes import Tokens
 
 HELDOUT_OFFSET = 1_000_003
 
@@ -85,7 +86,7 @@ def repeated_tokens(
     bos_token_id: int | None = None,
     vocab: Tensor | None = None,
     n_repeats: int = 2,
-) -> Tensor:
+) -> Tokens:
     """``[BOS] + r + r (+ r ...)``: ``n_prompts`` random sequences of ``repeat_len`` tokens.
 
     Tokens are drawn uniformly from ``vocab`` (default: every id except BOS) with a seeded

@@ -32,6 +32,7 @@ from torch import Tensor
 from mi_assert.errors import MiAssertInputError, check_finite
 from mi_assert.kernels.sae import fusable_standard_sae
 from mi_assert.kernels.sae import sae_forward as fused_sae_forward
+from mi_assert.shapes import SAEInput, SAELatents
 
 
 # ----- the SAE itself ---------------------------------------------------------------------
@@ -113,7 +114,7 @@ def _flatten_to_d_in(sae: Any, acts: Tensor, what: str) -> tuple[Tensor, bool]:
 
 
 @torch.no_grad()
-def sae_forward(sae: Any, acts: Tensor, what: str = "activations") -> tuple[Tensor, Tensor]:
+def sae_forward(sae: Any, acts: SAEInput, what: str = "activations") -> tuple[SAELatents, SAEInput]:
     """Feature activations ``[..., d_sae]`` and reconstruction (``acts``'s shape, dtype, device).
 
     Device-agnostic: activations move to the SAE's device and the reconstruction comes back to
