@@ -57,3 +57,15 @@ def test_every_public_assertion_is_its_check(name):
     check = getattr(mi_assert, "check_" + name[len("assert_"):])
     assert assertion.__wrapped__ is check
     assert inspect.signature(assertion) == inspect.signature(check)
+
+
+def test_lazy_submodules_and_names_are_reachable_from_the_package():
+    import subprocess
+    import sys
+
+    code = ("import mi_assert as m, sys; assert 'torch' not in sys.modules; "
+            "print(m.zoo.available()[:1], m.causal.check_patching_recovery.__name__, "
+            "m.sae.load_sae.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "planted-induction" in out.stdout or "attn-only" in out.stdout
+    assert "check_patching_recovery" in out.stdout and "load_sae" in out.stdout

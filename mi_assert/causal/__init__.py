@@ -15,6 +15,8 @@ Modules (each one job; public names are re-exported lazily from ``mi_assert`` an
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mi_assert._lazy import lazy_exports
 
 #: public name -> submodule that defines it (imported on first use: no torch at import time)
@@ -44,5 +46,33 @@ _LAZY: dict[str, str] = {
 
 __all__ = sorted(_LAZY)
 
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load lazily
+    from mi_assert.causal.assertions import (
+        AblationMeasurement,
+        AblationRun,
+        PatchingMeasurement,
+        PatchingRun,
+        assert_ablation_effect,
+        assert_patching_recovery,
+        assert_path_patching,
+        check_ablation_effect,
+        check_patching_recovery,
+        check_path_patching,
+        judge_patching_recovery,
+        measure_ablation_effect,
+        measure_patching_recovery,
+        path_patched_logits,
+    )
+    from mi_assert.causal.circuits import (
+        CircuitRunner,
+        assert_circuit_completeness,
+        assert_circuit_faithfulness,
+        assert_circuit_minimality,
+        check_circuit_completeness,
+        check_circuit_faithfulness,
+        check_circuit_minimality,
+    )
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -8,6 +8,7 @@ never saw.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,7 @@ class HeadScore:
     def name(self) -> str:
         return head_name(self.layer, self.head)
 
-    def __iter__(self):  # unpacks as (layer, head, score)
+    def __iter__(self) -> Iterator[Any]:  # unpacks as (layer, head, score)
         return iter((self.layer, self.head, self.score))
 
     def __repr__(self) -> str:

@@ -9,6 +9,8 @@ Public entry points: :func:`assert_sae_reconstruction`, :func:`assert_feature_re
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mi_assert._lazy import lazy_exports
 
 _LAZY = {
@@ -32,5 +34,32 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load lazily
+    from mi_assert.sae.assertions import (
+        PromptData,
+        ReconstructionData,
+        assert_feature_fires,
+        assert_feature_recovery,
+        assert_feature_steering,
+        assert_sae_reconstruction,
+        check_feature_fires,
+        check_feature_recovery,
+        check_feature_steering,
+        check_sae_reconstruction,
+        measure_sae_reconstruction,
+        reconstruction_evidence,
+    )
+    from mi_assert.sae.metrics import (
+        sae_forward,
+    )
+    from mi_assert.sae.synthetic import (
+        SuperpositionConfig,
+        make_superposition,
+    )
+    from mi_assert.sae.zoo import (
+        load_sae,
+    )
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
