@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-import torch  # noqa: F401  -- pytester in-process runs must not be the first to import torch (re-import crashes)
+import torch  # pytester in-process runs must not be the first to import torch (re-import crashes)
 
 pytest_plugins = ["pytester"]
 
@@ -15,6 +15,16 @@ def planted():
 
     handle = load_model("planted-induction@s0", device="cpu")
     return handle, handle.meta["ground_truth"]
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module of tiny-model tests (restored after): several threads
+    are ~10x slower on a loaded 2-core CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.hookimpl(wrapper=True)

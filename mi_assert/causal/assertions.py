@@ -224,7 +224,8 @@ def check_patching_recovery(
         min_drop / max_drop: noising thresholds on D (default ``min_drop=0.5``).
         direction: ``"denoise"`` (sufficiency) or ``"noise"`` (necessity); see module docstring.
         positions: patch only these sequence positions (default: all).
-        seeds: bootstrap seeds with explicit prompts; prompt-draw seeds with a generator.
+        seeds: bootstrap seeds with explicit prompts (the same data: one row, pooled resamples,
+            one seed); prompt-draw seeds with a generator.
         quorum: how many seeds must pass (default all; the worst seed is the headline).
         alpha: one-sided level per seed.
         min_prompts: distinct prompt pairs each seed needs (identical pairs count once).

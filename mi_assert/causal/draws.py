@@ -1,7 +1,9 @@
 """Which prompts each seed of a causal claim runs on.
 
 * Explicit prompts (token batches, strings, or a :class:`~mi_assert.prompts.PromptSet`): every
-  seed uses the same prompts; the seed varies the bootstrap (and any random ablation).
+  seed uses the same prompts; the seed varies the bootstrap (and any random ablation). Where
+  the seeds' rows are then identical the engine merges them into one row (pooled resamples,
+  one seed: not replications).
 * A generator name (``prompts="ioi"``, ``"induction_pairs"``, ...): each seed draws fresh
   *held-out* prompts, ``make_split(model, name, seed).heldout`` (seed + HELDOUT_OFFSET), so
   the claim is checked on prompts no discovery step saw.

@@ -15,6 +15,7 @@ statistics are described in :mod:`mi_assert.sae.resample` and docs/sae.md.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -554,12 +555,15 @@ def check_feature_recovery(
             f"true_features must be [n_features >= 2, d]; got shape {tuple(feats.shape)}"
         )
     per_feature = M.max_cosine_per_feature(sae, feats).double().numpy()
+    # copies of one true feature are one feature, not several
+    feature_ids = [hashlib.blake2b(row.tobytes(), digest_size=16).hexdigest()
+                   for row in feats.detach().cpu().double().numpy()]
     recovered = {f"share of features with max cos > {c}": round(float((per_feature > c).mean()), 4)
                  for c in (0.5, 0.8, 0.9, 0.99)}
     spec = ClaimSpec(
         hint=RECOVERY_HINT,
         claim=f"SAE decoder recovers {feats.shape[0]} true features", metric=metric,
-        samples={s: Mean(per_feature, unit="features") for s in opts.seeds},
+        samples={s: Mean(per_feature, units=feature_ids, unit="features") for s in opts.seeds},
         threshold=threshold, alternative="greater", n_resamples=opts.n_resamples,
         min_units=opts.min_prompts, value_range=COSINE_RANGE, unit="features",
         settings={**M.describe_sae(sae), "n_true_features": int(feats.shape[0]),
@@ -618,7 +622,8 @@ def check_feature_fires(
     ``position``. AUROC (Mann-Whitney, ties count half) with a bootstrap over prompts that
     resamples positives and negatives apart; passes when the one-sided lower bound exceeds
     ``min_auroc`` (in ``[0, 1)``). Options: ``position``, ``alpha``, ``seeds`` (alias ``seed``),
-    ``n_resamples``, ``min_prompts`` (distinct prompts in all; copies of a prompt count once).
+    ``n_resamples``, ``min_prompts`` (distinct positive prompts, and as many distinct negative
+    ones: each set is resampled apart; copies of a prompt count once).
     """
     opts = _options(seeds, seed, alpha, n_resamples, min_prompts)
     M.check_is_sae(sae)
@@ -629,10 +634,13 @@ def check_feature_fires(
     hook_name = _check_hook(handle, sae, hook)
     pos_tokens = handle.to_tokens(positive)
     neg_tokens = handle.to_tokens(negative)
-    if pos_tokens.shape[0] < 2 or neg_tokens.shape[0] < 2:
+    n_pos, n_neg = len(set(prompt_ids(pos_tokens))), len(set(prompt_ids(neg_tokens)))
+    if min(n_pos, n_neg) < opts.min_prompts:
         raise MiAssertInputError(
-            f"AUROC needs at least 2 positive and 2 negative prompts; got {pos_tokens.shape[0]} "
-            f"and {neg_tokens.shape[0]}")
+            f"AUROC needs at least min_prompts={opts.min_prompts} distinct positive and as many "
+            f"distinct negative prompts (positives and negatives are resampled apart); got "
+            f"{n_pos} distinct of {pos_tokens.shape[0]} positive and {n_neg} distinct of "
+            f"{neg_tokens.shape[0]} negative prompts")
     pos = feature_scores(handle, sae, pos_tokens, feature, hook_name, position)
     neg = feature_scores(handle, sae, neg_tokens, feature, hook_name, position)
     stat = AUROC(pos, neg, positive_units=prompt_ids(pos_tokens),

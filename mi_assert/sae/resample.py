@@ -15,6 +15,7 @@ one engine) with whole prompts as units.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Hashable, Sequence
 
 import numpy as np
@@ -70,4 +71,7 @@ def dead_fraction_bound(fired: object, *, units: Units = None) -> Fixed:
     n = f.shape[0] if units is None else len(set(units))
     if units is not None and len(units) != f.shape[0]:
         raise MiAssertInputError(f"fired: {len(units)} unit ids for {f.shape[0]} prompts")
-    return Fixed(value, n_units=n, unit="prompts")
+    source = hashlib.blake2b(np.packbits(f).tobytes() + repr((f.shape, None if units is None
+                                                              else tuple(units))).encode(),
+                             digest_size=16).hexdigest()
+    return Fixed(value, n_units=n, unit="prompts", source=source)

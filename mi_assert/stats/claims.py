@@ -32,7 +32,16 @@ So ``passed`` is exactly "the headline bound clears the threshold", and the head
 interval and ``n`` are that row's. ``envelope`` is the range of all rows' intervals.
 
 Minimum evidence: a row needs at least ``min_units`` distinct units (default
-:data:`DEFAULT_MIN_UNITS`); fewer (e.g. 16 copies of one prompt) is refused, not passed.
+:data:`DEFAULT_MIN_UNITS`), and a statistic resampled in strata (AUROC: positives and
+negatives) that many in *each* stratum; fewer (e.g. 16 copies of one prompt, 2 positives
+against 30 negatives) is refused, not passed.
+
+Seeds that repeat the data are not replications: with fixed prompts every seed's rows hold
+the same data and the seeds can only vary the bootstrap. A seed whose rows (same model seed,
+same conditions) resample exactly the data of an earlier seed's rows is merged into that seed:
+one row per condition, bootstrapped with the resamples of all of them (``n_resamples`` per
+seed), counted as one seed for the verdict and the quorum. ``details["seeds_sharing_data"]``
+says which seeds were merged.
 """
 
 from __future__ import annotations
@@ -48,10 +57,13 @@ import numpy as np
 
 from mi_assert.errors import MiAssertInputError
 from mi_assert.stats.bootstrap import (
+    DEFAULT_INTERVAL,
     Alternative,
+    Interval,
     Resampled,
     check_alpha,
     check_alternative,
+    check_interval,
     check_n_resamples,
 )
 from mi_assert.stats.evidence import Evidence, SeedResult
@@ -153,25 +165,89 @@ class ClaimSpec:
     hist_figure: bool = True
     #: shown with a failure (what to look at instead)
     hint: str = ""
+    #: how resamples become an interval (see :mod:`mi_assert.stats.bootstrap`)
+    interval: Interval = DEFAULT_INTERVAL
 
     def evaluate(self, alpha: float = 0.05) -> Evidence:
         return evaluate_claim(self, alpha)
 
     @cached_property
-    def resampled(self) -> dict[RowKey, Resampled]:
-        """Every row's bootstrap distribution (drawn once per spec, read at any level)."""
+    def _merged(self) -> tuple[dict[RowKey, RowStatistic], dict[tuple[int, int | None], tuple[int, ...]]]:
         rows = resolve_samples(self.samples, self.seeds, self.unit)
         for key, stat in rows.items():
-            if stat.n_units < self.min_units:
-                dup = (f" ({stat.n_samples} samples, duplicates merged)"
-                       if stat.n_samples != stat.n_units else "")
-                raise MiAssertInputError(
-                    f"{self.claim}: row {_row_name(key)} rests on {stat.n_units} distinct "
-                    f"{stat.unit}{dup}; a confidence bound needs at least {self.min_units} "
-                    f"(min_prompts). Give more distinct {stat.unit}")
-        return {key: Resampled(stat, n_resamples=self.n_resamples,
-                               seed=_row_seed(self.bootstrap_seed, key))
-                for key, stat in _ordered_items(rows)}
+            _check_units(self.claim, key, stat, self.min_units)
+        return _merge_repeated_seeds(_ordered_items(rows))
+
+    @property
+    def rows(self) -> dict[RowKey, RowStatistic]:
+        """The rows to bootstrap, in order: resolved samples with enough units each, the seeds
+        that repeat an earlier seed's data merged into it (see :attr:`repeats`)."""
+        return self._merged[0]
+
+    @property
+    def repeats(self) -> dict[tuple[int, int | None], tuple[int, ...]]:
+        """Per kept seed group ``(seed, model_seed)``: the later seeds whose rows held exactly
+        its data (merged into it: they add bootstrap resamples, not evidence)."""
+        return self._merged[1]
+
+    @cached_property
+    def resampled(self) -> dict[RowKey, Resampled]:
+        """Every row's bootstrap distribution (drawn once per spec, read at any level); a row
+        that seeds repeated pools their resamples (``n_resamples`` per seed)."""
+        rows = self.rows
+        return {key: Resampled(stat, seed=_row_seed(self.bootstrap_seed, key),
+                               interval=self.interval, value_range=self.value_range,
+                               n_resamples=self.n_resamples
+                               * (1 + len(self.repeats.get(key.group, ()))))
+                for key, stat in rows.items()}
+
+
+def _check_units(claim: str, key: RowKey, stat: RowStatistic, min_units: int) -> None:
+    """Refuse a row with fewer than ``min_units`` distinct units (in any stratum)."""
+    if stat.n_units < min_units:
+        dup = (f" ({stat.n_samples} samples, duplicates merged)"
+               if stat.n_samples != stat.n_units else "")
+        raise MiAssertInputError(
+            f"{claim}: row {_row_name(key)} rests on {stat.n_units} distinct "
+            f"{stat.unit}{dup}; a confidence bound needs at least {min_units} "
+            f"(min_prompts). Give more distinct {stat.unit}")
+    strata = stat.strata
+    if len(strata) > 1:
+        names = stat.stratum_names or tuple(f"stratum {i}" for i in range(len(strata)))
+        if min(strata) < min_units:
+            counts = " and ".join(f"{k} distinct {name}" for name, k in zip(names, strata, strict=True))
+            raise MiAssertInputError(
+                f"{claim}: row {_row_name(key)}: the {stat.name} rests on {counts} {stat.unit}; "
+                f"each of {' and '.join(names)} is resampled apart and needs at least "
+                f"{min_units} distinct {stat.unit} (min_prompts). Give more distinct "
+                f"{' and '.join(names)} {stat.unit}")
+
+
+def _merge_repeated_seeds(
+    items: list[tuple[RowKey, RowStatistic]],
+) -> tuple[dict[RowKey, RowStatistic], dict[tuple[int, int | None], tuple[int, ...]]]:
+    """Drop the seed groups whose rows repeat an earlier group's data (same model seed, same
+    conditions, equal :meth:`~RowStatistic.fingerprint` or the very same statistic); return the
+    kept rows and, per kept group, the seeds merged into it."""
+    groups: dict[tuple[int, int | None], list[tuple[RowKey, RowStatistic]]] = {}
+    for key, stat in items:
+        groups.setdefault(key.group, []).append((key, stat))
+    first_with: dict[Any, tuple[int, int | None]] = {}
+    repeats: dict[tuple[int, int | None], list[int]] = {}
+    kept: dict[RowKey, RowStatistic] = {}
+    for group, members in groups.items():
+        signature = (group[1], tuple((key.label, _data_id(stat)) for key, stat in members))
+        earlier = first_with.setdefault(signature, group)
+        if earlier != group:
+            repeats.setdefault(earlier, []).append(group[0])
+            continue
+        kept.update(members)
+    return kept, {g: tuple(seeds) for g, seeds in repeats.items()}
+
+
+def _data_id(stat: RowStatistic) -> Any:
+    fingerprint = stat.fingerprint()
+    return ("object", id(stat)) if fingerprint is None else (type(stat).__name__, fingerprint)
 
 
 def resolve_samples(samples: Samples, seeds: Sequence[int] | None = None,
@@ -241,11 +317,15 @@ def evaluate_claim(spec: ClaimSpec, alpha: float = 0.05) -> Evidence:
     alternative = check_alternative(spec.alternative)
     threshold = check_threshold(spec.threshold, alternative, spec.value_range, spec.metric)
     check_n_resamples(spec.n_resamples)
+    check_interval(spec.interval)
     resampled = spec.resampled
     rows: list[SeedResult] = []
     by_group: dict[tuple[int, int | None], list[SeedResult]] = {}
     for key, dist in resampled.items():
-        res = dist.result(threshold, alternative, alpha)
+        try:
+            res = dist.result(threshold, alternative, alpha)
+        except MiAssertInputError as exc:
+            raise MiAssertInputError(f"{spec.claim}: row {_row_name(key)}: {exc}") from None
         row = SeedResult(seed=key.seed, estimate=res.estimate, low=res.low, high=res.high,
                          bound=res.bound, n=res.n, passed=res.passes(), p_value=res.p_value,
                          model_seed=key.model_seed, label=key.label, method=res.method,
@@ -260,7 +340,16 @@ def evaluate_claim(spec: ClaimSpec, alpha: float = 0.05) -> Evidence:
     group_worst = [min(members, key=margin) for members in by_group.values()]
     group_p = [max(m.p_value if m.p_value is not None else 1.0 for m in members)
                for members in by_group.values()]
-    k = quorum_count(spec.quorum, len(by_group))
+    try:
+        k = quorum_count(spec.quorum, len(by_group))
+    except MiAssertInputError as exc:
+        if not spec.repeats:
+            raise
+        raise MiAssertInputError(
+            f"{exc}: seeds over the same data only vary the bootstrap "
+            f"({_repeats_text(spec.repeats, spec.n_resamples)}), so {len(by_group)} seed(s) "
+            "count toward the quorum; draw fresh prompts per seed (a generator or a callable) "
+            "for replications") from None
     # the k-th best group decides: the claim passes iff at least k groups pass
     order = sorted(range(len(group_worst)),
                    key=lambda i: (group_worst[i].passed, margin(group_worst[i])), reverse=True)
@@ -276,6 +365,8 @@ def evaluate_claim(spec: ClaimSpec, alpha: float = 0.05) -> Evidence:
     all_settings.setdefault("interval", f"bootstrap over {spec.unit} ({', '.join(methods)})")
     all_details = dict(spec.details)
     all_details["seeds_passed"] = f"{n_groups_passed} of {len(by_group)}"
+    if spec.repeats:
+        all_details["seeds_sharing_data"] = _repeats_text(spec.repeats, spec.n_resamples)
     all_details["p_value"] = p_value
     figures = dict(spec.figures)
     stats = {key: dist.statistic for key, dist in resampled.items()}
@@ -315,6 +406,17 @@ def undefined_claim(claim: str, metric: str, reason: str, *, threshold: float,
         reason=f"undefined: {reason}", unit=unit, settings=dict(settings or {}),
         model=dict(model_info or {}), details=dict(details or {}),
     )
+
+
+def _repeats_text(repeats: Mapping[tuple[int, int | None], Sequence[int]], n_resamples: int) -> str:
+    parts = []
+    for (seed, model_seed), others in repeats.items():
+        model = "" if model_seed is None else f" (model seed {model_seed})"
+        listed = ", ".join(str(s) for s in others)
+        parts.append(f"seed{'s' if len(others) > 1 else ''} {listed} resample{'' if len(others) > 1 else 's'} "
+                     f"the same data as seed {seed}{model}: one row, not {len(others) + 1} "
+                     f"replications, bootstrapped with {(len(others) + 1) * n_resamples} resamples")
+    return "; ".join(parts)
 
 
 def _ordered_items(rows: Mapping[RowKey, RowStatistic]) -> list[tuple[RowKey, RowStatistic]]:

@@ -4,8 +4,8 @@
 option         meaning                                     allowed
 =============  ==========================================  =====================================
 seeds          sampling seeds: each draws its own prompts  an int or a non-empty sequence of
-               (or, with fixed prompts, its own bootstrap  distinct ints
-               resample stream)
+               (with fixed prompts they only add           distinct ints
+               bootstrap resamples: one row, one seed)
 model_seeds    training seeds of a zoo model to check too  None or distinct ints
 quorum         how many seeds must pass                    None (all), an int 1..len(seeds) or
                                                            a fraction in (0, 1]

@@ -20,6 +20,7 @@ interval and a bound.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Hashable, Sequence
 from typing import Literal
 
@@ -51,6 +52,27 @@ def _as_float_vector(values: object, what: str) -> FloatArray:
     return arr
 
 
+def _digest(*arrays: np.ndarray | None) -> str:
+    """A short hash of arrays' shapes and bytes (equal data, equal digest)."""
+    h = hashlib.blake2b(digest_size=16)
+    for arr in arrays:
+        if arr is None:
+            h.update(b"none;")
+            continue
+        a = np.ascontiguousarray(arr)
+        h.update(f"{a.dtype.str}{a.shape};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _ids_digest(*units: Sequence[Hashable] | None) -> str | None:
+    """A short hash of the unit ids (None when no ids were given)."""
+    if all(u is None for u in units):
+        return None
+    return hashlib.blake2b(repr([None if u is None else tuple(u) for u in units]).encode(),
+                           digest_size=16).hexdigest()
+
+
 def _clusters(units: Sequence[Hashable] | None, n: int, what: str) -> NDArray[np.int64] | None:
     """Cluster index of each sample (None: every sample is its own unit)."""
     if units is None:
@@ -79,8 +101,14 @@ class RowStatistic:
     #: resamples drawn per call of the generator (keeps a statistic's resample stream fixed)
     batch: int | None = None
     unit: str = "prompts"
+    #: a value without sampling error (its zero-width interval is not a zero-variance sample)
+    exact: bool = False
     _strata: tuple[int, ...] = ()
     _cluster_of: tuple[NDArray[np.int64] | None, ...] = ()
+    #: what each stratum holds, for messages (``("positive", "negative")`` for AUROC)
+    stratum_names: tuple[str, ...] = ()
+    #: hash of the unit ids given (None: none given)
+    _unit_ids: str | None = None
 
     @property
     def strata(self) -> tuple[int, ...]:
@@ -114,9 +142,48 @@ class RowStatistic:
         """Every unit gives the same value (the bootstrap has nothing to vary)."""
         return False
 
+    def fingerprint(self) -> Hashable | None:
+        """Identity of the data this statistic resamples: two statistics with equal
+        fingerprints resample the same data (rows of several seeds over fixed prompts), so
+        they are one sample, not two. ``None``: not comparable (only the object itself is)."""
+        return None
+
+    def _keyed(self, *parts: Hashable) -> Hashable | None:
+        """A fingerprint from the data's digest and the unit ids. Constant data without unit
+        ids is not comparable: equal values could come from different prompts."""
+        if self._unit_ids is None and self.constant():
+            return None
+        return (self.name, self.unit, self._unit_ids, *parts)
+
     def values(self) -> FloatArray | None:
         """Per-unit values to draw as a histogram (None where a unit has no single value)."""
         return None
+
+    def standard_errors(self, *weights: FloatArray) -> FloatArray | None:
+        """The statistic's closed-form standard error per resample (unit weights ``[B, n]``
+        per stratum, as :meth:`of_unit_weights`), for the studentized bootstrap; None for a
+        statistic without one."""
+        return None
+
+    def _unit_sums(self, values: FloatArray) -> FloatArray:
+        (clusters,) = self._cluster_of[:1]
+        if clusters is None:
+            return values
+        return np.bincount(clusters, weights=values, minlength=self.strata[0]).astype(np.float64)
+
+
+def ratio_standard_error(weights: FloatArray, numerator: FloatArray,
+                         denominator: FloatArray) -> FloatArray:
+    """Delta-method standard error of ``Σ w num / Σ w den`` per resample (rows of ``weights``);
+    for ``den = 1`` it is the usual ``s / sqrt(n)`` of the resampled mean."""
+    k = numerator.size
+    total = weights @ denominator
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (weights @ numerator) / total
+        residual = numerator[None, :] - ratio[:, None] * denominator[None, :]
+        variance = (weights * residual**2).sum(axis=1) * (k / (k - 1.0)) / total**2
+    out: FloatArray = np.sqrt(variance)
+    return out
 
 
 class Mean(RowStatistic):
@@ -129,6 +196,7 @@ class Mean(RowStatistic):
         self.x = _as_float_vector(values, "samples")
         self._strata = (self.x.size,)
         self._cluster_of = (_clusters(units, self.x.size, "samples"),)
+        self._unit_ids = _ids_digest(units)
         self.unit = unit
 
     def estimate(self) -> float:
@@ -142,8 +210,15 @@ class Mean(RowStatistic):
     def constant(self) -> bool:
         return bool(np.ptp(self.x) == 0)
 
+    def fingerprint(self) -> Hashable | None:
+        return self._keyed(_digest(self.x, *self._cluster_of))
+
     def values(self) -> FloatArray:
         return self.x
+
+    def standard_errors(self, *weights: FloatArray) -> FloatArray:
+        return ratio_standard_error(weights[0], self._unit_sums(self.x),
+                                    self._unit_sums(np.ones_like(self.x)))
 
 
 #: a resample whose denominator vanishes says nothing about the ratio: clipped, not inf
@@ -171,6 +246,7 @@ class RatioOfMeans(RowStatistic):
         self.one_minus = one_minus
         self._strata = (self.num.size,)
         self._cluster_of = (_clusters(units, self.num.size, "numerator"),)
+        self._unit_ids = _ids_digest(units)
         self.unit = unit
 
     def estimate(self) -> float:
@@ -189,6 +265,13 @@ class RatioOfMeans(RowStatistic):
 
     def constant(self) -> bool:
         return bool(np.ptp(self.num) == 0 and np.ptp(self.den) == 0)
+
+    def standard_errors(self, *weights: FloatArray) -> FloatArray:
+        return ratio_standard_error(weights[0], self._unit_sums(self.num),
+                                    self._unit_sums(self.den))
+
+    def fingerprint(self) -> Hashable | None:
+        return self._keyed(self.one_minus, _digest(self.num, self.den, *self._cluster_of))
 
 
 class CountWeighted(RowStatistic):
@@ -218,6 +301,7 @@ class AUROC(RowStatistic):
     name = "AUROC"
     method: Method = "percentile"
     batch = 250
+    stratum_names = ("positive", "negative")
 
     def __init__(self, positive: object, negative: object, *,
                  positive_units: Sequence[Hashable] | None = None,
@@ -229,6 +313,7 @@ class AUROC(RowStatistic):
         self._strata = (self.pos.size, self.neg.size)
         self._cluster_of = (_clusters(positive_units, self.pos.size, "positive scores"),
                             _clusters(negative_units, self.neg.size, "negative scores"))
+        self._unit_ids = _ids_digest(positive_units, negative_units)
 
     def weighted(self, *weights: FloatArray) -> FloatArray:
         wp, wn = weights
@@ -237,6 +322,24 @@ class AUROC(RowStatistic):
 
     def constant(self) -> bool:
         return bool(np.ptp(self.wins) == 0)
+
+    def standard_errors(self, *weights: FloatArray) -> FloatArray | None:
+        """DeLong's variance from the weighted placements (None where prompts are clustered:
+        copies of one prompt are not independent placements)."""
+        if any(c is not None for c in self._cluster_of):
+            return None
+        wp, wn = weights
+        m, n = self.pos.size, self.neg.size
+        v10 = (wn @ self.wins.T) / wn.sum(1, keepdims=True)  # [B, m]
+        v01 = (wp @ self.wins) / wp.sum(1, keepdims=True)  # [B, n]
+        auc = (wp * v10).sum(1, keepdims=True) / wp.sum(1, keepdims=True)
+        s10 = (wp * (v10 - auc) ** 2).sum(1) / (m - 1)
+        s01 = (wn * (v01 - auc) ** 2).sum(1) / (n - 1)
+        out: FloatArray = np.sqrt(s10 / m + s01 / n)
+        return out
+
+    def fingerprint(self) -> Hashable | None:
+        return self._keyed(_digest(self.pos, self.neg, *self._cluster_of))
 
 
 class Fixed(RowStatistic):
@@ -247,15 +350,24 @@ class Fixed(RowStatistic):
     """
 
     name = "exact value"
+    exact = True
 
-    def __init__(self, value: float, *, n_units: int = 1, unit: str = "exact value") -> None:
+    def __init__(self, value: float, *, n_units: int = 1, unit: str = "exact value",
+                 source: Hashable | None = None) -> None:
         self.value = float(_as_float_vector([value], "value")[0])
         self._strata = (int(n_units),)
         self._cluster_of = (None,)
         self.unit = unit
+        #: what the value was computed from (equal sources: the same data); None: unknown
+        self.source = source
 
     def weighted(self, *weights: FloatArray) -> FloatArray:
         return np.full(weights[0].shape[0], self.value)
 
     def constant(self) -> bool:
         return True
+
+    def fingerprint(self) -> Hashable | None:
+        if self.source is None:  # equal values need not come from the same data
+            return None
+        return (self.name, self.unit, self.value, self._strata, self.source)

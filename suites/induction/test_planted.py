@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 import mi_assert
+from mi_assert.verdict import ClaimFailed
 
 pytestmark = pytest.mark.mi_model("planted-induction@s0")
 
@@ -39,7 +40,7 @@ def test_attention_sinks(mi_model):
 
 def test_positional_impostor_is_not_an_induction_head(mi_model):
     truth = mi_model.meta["ground_truth"]
-    with pytest.raises(AssertionError, match="FAIL"):
+    with pytest.raises(ClaimFailed, match="FAIL"):
         mi_assert.assert_induction_head(mi_model, truth.heads("positional"))
 
 

@@ -143,16 +143,24 @@ def test_check_measures_and_judges_without_raising(planted, induction_batch):
     assert asserted.to_dict() == true.to_dict()
 
 
-def test_seeds_are_bootstrap_rows_and_seed_is_their_alias(planted, induction_batch):
+def test_seeds_pool_the_bootstrap_and_seed_is_their_alias(planted, induction_batch):
     handle, circuit = planted
     tokens, correct, wrong = induction_batch
     (ind,) = circuit.heads("induction")
     ev = check_direct_logit_attribution(handle, tokens, ind, correct, wrong, min_share=0.9,
                                         position=-2, seeds=[0, 1, 2])
     check_invariants(ev)
-    assert ev.passed and [r.seed for r in ev.per_seed] == [0, 1, 2]
-    assert len({(r.low, r.high) for r in ev.per_seed}) == 3  # one resample stream per seed
-    assert len({r.estimate for r in ev.per_seed}) == 1  # the same prompts
+    # the same prompts under three seeds are one sample: one row of 24 prompts whose bootstrap
+    # pools the three seeds' resamples, not three replications
+    assert ev.passed and [r.seed for r in ev.per_seed] == [0] and ev.n == 24
+    assert ev.details["seeds_passed"] == "1 of 1"
+    assert "seeds 1, 2 resample the same data as seed 0" in ev.details["seeds_sharing_data"]
+    one = check_direct_logit_attribution(handle, tokens, ind, correct, wrong, min_share=0.9,
+                                         position=-2, seeds=[0])
+    assert one.estimate == ev.estimate and (one.low, one.high) != (ev.low, ev.high)
+    with pytest.raises(MiAssertInputError, match="seeds over the same data only vary the bootstrap"):
+        check_direct_logit_attribution(handle, tokens, ind, correct, wrong, min_share=0.9,
+                                       position=-2, seeds=[0, 1], quorum=2)
     alias = check_direct_logit_attribution(handle, tokens, ind, correct, wrong, min_share=0.9,
                                            position=-2, seed=2)
     listed = check_direct_logit_attribution(handle, tokens, ind, correct, wrong, min_share=0.9,
@@ -204,6 +212,14 @@ def test_decomposition_is_exact(planted, induction_batch):
     b_O = model.b_O.detach().double()  # [n_layers, d_model]
     np.testing.assert_allclose(dla.attn - dla.heads.sum(-1), (b_O @ direction).T.numpy(),
                                atol=1e-4)
+    # each head's term by hand: its z at the position, through W_O, onto the answer direction
+    _, cache = model.run_with_cache(tokens)
+    for layer in range(model.cfg.n_layers):
+        z = cache[f"blocks.{layer}.attn.hook_z"][:, -2].detach().double()  # [batch, head, d_head]
+        out = torch.einsum("bhd,hdm->bhm", z, model.W_O[layer].detach().double())
+        manual = torch.einsum("bhm,mb->bh", out, direction)
+        np.testing.assert_allclose(dla.heads[:, layer], manual.numpy(), atol=1e-4)
+    assert np.abs(dla.heads).max() > 1.0  # the comparison is not between zeros
     assert dla.units == [tuple(row) for row in tokens.tolist()]
     logits = handle.forward(tokens)[:, -2]
     rows = torch.arange(tokens.shape[0])

@@ -16,10 +16,16 @@ from tests.evidence_contract import check_evidence as check_invariants
 def test_answer_appears_only_after_the_induction_layer(planted, induction_batch):
     handle, _ = planted
     tokens, correct, _ = induction_batch
-    ev = mi_assert.assert_logit_lens(handle, tokens, correct, from_layer=1, top_k=1, position=-2)
+    # 24 of 24 hits bound the rate at 0.05^(1/24) = 0.883 (Clopper-Pearson): not above the
+    # default 0.9, above 0.85
+    short = mi_assert.check_logit_lens(handle, tokens, correct, from_layer=1, top_k=1, position=-2)
+    assert not short.passed and short.estimate == 1.0 and short.threshold == 0.9
+    assert short.bound == pytest.approx(0.05 ** (1 / 24))
+    ev = mi_assert.assert_logit_lens(handle, tokens, correct, from_layer=1, top_k=1, position=-2,
+                                     min_fraction=0.85)
     check_invariants(ev)
     assert ev.passed and ev.estimate == 1.0
-    assert (ev.threshold, ev.n) == (0.9, 24)
+    assert (ev.threshold, ev.n) == (0.85, 24)
     ranks = logit_lens_ranks(handle, tokens, correct, position=-2)
     rank_fig = ev.figures["logit_lens_rank"]
     assert rank_fig["kind"] == "line"
@@ -44,10 +50,11 @@ def test_check_does_not_raise_and_seeds_are_rows(planted, induction_batch):
     check_invariants(false)
     assert not false.passed and 0.5 <= false.estimate < 0.55
     ev = check_logit_lens(handle, tokens, correct, from_layer=1, position=-2, seeds=[0, 1],
-                          quorum=1)
+                          quorum=1, min_fraction=0.85)
     check_invariants(ev)
-    assert ev.passed and [r.seed for r in ev.per_seed] == [0, 1]
-    assert ev.settings["quorum"] == "1 of 2 seeds"
+    # fixed prompts: seed 1 repeats seed 0's data, so there is one seed to count, not two
+    assert ev.passed and [r.seed for r in ev.per_seed] == [0]
+    assert ev.settings["quorum"] == "1 of 1 seeds" and "seeds_sharing_data" in ev.details
     alias = check_logit_lens(handle, tokens, correct, from_layer=1, position=-2, seed=1)
     assert alias.to_dict() == check_logit_lens(handle, tokens, correct, from_layer=1,
                                                position=-2, seeds=1).to_dict()
@@ -92,7 +99,7 @@ def test_top_k_relaxes_the_claim(planted, induction_batch):
     assert relaxed.estimate == pytest.approx(expected) and relaxed.estimate < 0.9
     # from layer 1 every prompt is top-1, so top-5 holds too
     assert mi_assert.assert_logit_lens(handle, tokens, correct, from_layer=1, top_k=5,
-                                       position=-2).estimate == 1.0
+                                       position=-2, min_fraction=0.85).estimate == 1.0
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -145,5 +145,7 @@ def test_check_path_patching_does_not_raise(planted_pairs, evidence_ok):
     handle, gt, ps = planted_pairs
     prev, ind = gt.heads("previous_token")[0], gt.heads("induction")
     ev = check_path_patching(handle, ps, sender=prev, receivers=ind, receiver_input="q", seeds=[0, 1])
-    assert not ev.passed and ev.n == 16 and len(ev.per_seed) == 2
+    # the same 16 pairs under two seeds: one row of 16 (seed 1 only adds resamples)
+    assert not ev.passed and ev.n == 16 and [r.seed for r in ev.per_seed] == [0]
+    assert "seed 1 resamples the same data as seed 0" in ev.details["seeds_sharing_data"]
     evidence_ok(ev)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import types
 
+import numpy as np
 import pytest
 import torch
 from transformer_lens import patching as tl_patching
@@ -101,6 +102,31 @@ def test_attribution_patching_layout_and_recheck(mlp_model):
     each = mi_assert.patching_sweep(mlp_model, clean, corrupted, metric, "resid_pre",
                                     method="attribution", positions="each")
     assert each.values.shape == (3, 9)
+    # the exact reference: grad of the mean metric on the corrupted run, dotted with
+    # (clean - corrupted) activations, summed over prompts and d_model, per layer and position
+    np.testing.assert_allclose(each.delta.numpy(), _manual_resid_attribution(
+        mlp_model, clean, corrupted, metric).numpy(), atol=1e-5, rtol=1e-4)
+    # ground truth: before layer 0 only the corrupted tokens (positions 2 and 5) differ
+    assert (each.delta[0, [0, 1, 3, 4, 6, 7, 8]] == 0).all()
+    assert (each.delta[0, [2, 5]].abs() > 1e-3).all()
+
+
+def _manual_resid_attribution(model, clean, corrupted, metric):
+    """Attribution patching at every ``hook_resid_pre`` by hand with TransformerLens hooks."""
+    names = [f"blocks.{layer}.hook_resid_pre" for layer in range(model.cfg.n_layers)]
+    _, clean_cache = model.run_with_cache(clean)
+    acts = {}
+
+    def keep(act, hook):
+        act.retain_grad()
+        acts[hook.name] = act
+        return act
+
+    logits = model.run_with_hooks(corrupted, fwd_hooks=[(n, keep) for n in names])
+    metric(logits).mean().backward()
+    model.zero_grad(set_to_none=True)
+    return torch.stack([((clean_cache[n] - acts[n].detach()) * acts[n].grad).sum(dim=(0, 2))
+                        for n in names]).detach()
 
 
 def test_attribution_is_exact_where_the_model_is_linear(planted_pairs):

@@ -50,7 +50,11 @@ def test_true_heads_pass_and_every_other_head_raises(role, planted):
         if (layer, head) in true_heads:
             ev = check_invariants(ASSERT[role](handle, layer, head))
             assert ev.passed and ev.bound > ev.threshold
-            assert len(ev.per_seed) >= 3 and all(s.passed for s in ev.per_seed)
+            if role == "copying":  # a 64-token vocabulary: every seed draws all 63 tokens,
+                # the same sample, so the seeds pool one row's bootstrap
+                assert len(ev.per_seed) == 1 and "seeds 1, 2" in ev.details["seeds_sharing_data"]
+            else:
+                assert len(ev.per_seed) >= 3 and all(s.passed for s in ev.per_seed)
             assert ev.to_dict() == checked.to_dict()
         else:
             with pytest.raises(AssertionError) as info:

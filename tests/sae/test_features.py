@@ -65,8 +65,9 @@ def _prompts(contains: int | None, avoid: int, n: int, seed: int) -> torch.Tenso
 
 def test_token_latent_fires_on_its_token(planted_model, basis):
     pos, neg = _prompts(5, 5, 24, seed=1), _prompts(None, 5, 24, seed=2)
-    ev = assert_feature_fires(basis, planted_model, pos, neg, feature=TOK + 5, min_auroc=0.9)
-    assert ev.estimate == pytest.approx(1.0)
+    # perfect separation, 24 per class: no spread, so the bound is 0.05^(1/24) = 0.883
+    ev = assert_feature_fires(basis, planted_model, pos, neg, feature=TOK + 5, min_auroc=0.85)
+    assert ev.estimate == pytest.approx(1.0) and ev.bound == pytest.approx(0.05 ** (1 / 24))
     assert ev.settings["feature"] == TOK + 5 and ev.model["spec"] == "planted-induction@s0"
 
 
@@ -81,7 +82,8 @@ def test_other_token_latent_does_not_separate(planted_model, basis):
 def test_fires_at_a_position(planted_model, basis):
     pos, neg = _prompts(5, 5, 24, seed=1), _prompts(None, 5, 24, seed=2)
     pos[:, 3] = 5
-    ev = assert_feature_fires(basis, planted_model, pos, neg, feature=TOK + 5, position=3)
+    ev = assert_feature_fires(basis, planted_model, pos, neg, feature=TOK + 5, position=3,
+                              min_auroc=0.85)
     assert ev.settings["score"] == "position 3"
 
 
@@ -137,7 +139,9 @@ def test_seed_is_an_alias_of_seeds(synth):
     sae = true_sae(data)
     assert check_feature_recovery(sae, data, seed=3).per_seed == check_feature_recovery(
         sae, data, seeds=3).per_seed
-    assert [r.seed for r in check_feature_recovery(sae, data, seeds=(0, 1)).per_seed] == [0, 1]
+    # the same features under two seeds are one sample: one row, the seeds pool the bootstrap
+    two = check_feature_recovery(sae, data, seeds=(0, 1))
+    assert [r.seed for r in two.per_seed] == [0] and "seeds_sharing_data" in two.details
     with pytest.raises(MiAssertInputError, match="not both"):
         check_feature_recovery(sae, data, seed=1, seeds=(1, 2))
 
@@ -157,8 +161,8 @@ def test_fires_evidence_and_options(planted_model, basis):
     from tests.evidence_contract import check_evidence as assert_consistent
 
     pos, neg = _prompts(5, 5, 24, seed=1), _prompts(None, 5, 24, seed=2)
-    good = check_feature_fires(basis, planted_model, pos, neg, feature=TOK + 5)
-    bad = check_feature_fires(basis, planted_model, pos, neg, feature=TOK + 7)
+    good = check_feature_fires(basis, planted_model, pos, neg, feature=TOK + 5, min_auroc=0.85)
+    bad = check_feature_fires(basis, planted_model, pos, neg, feature=TOK + 7, min_auroc=0.85)
     assert good.passed and not bad.passed
     assert good.n == 48 and good.unit == "prompts"
     assert_consistent(good)
@@ -180,7 +184,9 @@ def test_steering_evidence_and_duplicates(planted_model, repeated, final_basis):
                                   metric=_logit_of(7), scale=1.0, min_effect=5.0, seeds=(0, 1))
     bad = check_feature_steering(final_basis, planted_model, repeated, feature=JUNK + 1,
                                  metric=_logit_of(7), scale=1.0, min_effect=1.0)
-    assert good.passed and not bad.passed and len(good.per_seed) == 2
+    # fixed prompts: seed 1 resamples seed 0's data, so it is merged into one row
+    assert good.passed and not bad.passed and [r.seed for r in good.per_seed] == [0]
+    assert good.n == 32 and "seed 1 resamples the same data as seed 0" in good.details["seeds_sharing_data"]
     assert_consistent(good)
     assert_consistent(bad)
     with pytest.raises(MiAssertInputError, match="distinct"):

@@ -43,16 +43,29 @@ def test_token_mean_weighs_prompts_by_their_tokens():
     assert R.token_mean(sums, counts).estimate() == pytest.approx(12 / 6)  # not mean(2, 2)
 
 
-def test_one_sided_bound_covers_a_ratio_of_means():
-    """The lower 95% bound of a ratio of means lies below the true ratio in ~95% of draws."""
-    true_ratio, misses, draws = 0.5, 0, 200
+def test_one_sided_bound_covers_a_ratio_of_means_and_is_not_vacuous():
+    """The lower 95% bound of a ratio of means lies below the true ratio in ~95% of draws, and
+    is no lower than the data warrant: a bound of -inf would cover every time, so the test also
+    asks that it misses sometimes, sits about 1.645 standard errors below the estimate (not
+    several), and detects a true ratio 0.3 above the threshold (power)."""
+    true_ratio, misses, detected, draws = 0.5, 0, 0, 200
+    threshold = true_ratio - 0.3
+    gaps = []
     rng = np.random.default_rng(7)
     for draw in range(draws):
         den = rng.gamma(3.0, size=30)
         num = true_ratio * den + rng.normal(0.0, 0.3, size=30) * den
-        res = bootstrap(R.explained_variance(den - num, den), n_resamples=1000, seed=draw)
+        res = bootstrap(R.explained_variance(den - num, den), n_resamples=1000, seed=draw,
+                        threshold=threshold)
         misses += res.bound > true_ratio  # 1 - (den - num) / den = num / den
+        detected += res.passes()
+        # the per-draw standard error of the ratio of means (delta method)
+        se = 0.3 * np.sqrt((den**2).sum()) / den.sum()
+        gaps.append((res.estimate - res.bound) / se)
     assert misses / draws <= 0.09  # nominal 0.05; binomial sd at n=200 is 0.015
+    assert misses / draws >= 0.01  # ... and not a vacuous bound that never misses
+    assert 1.2 < float(np.mean(gaps)) < 2.4  # about z_0.95 = 1.645 standard errors below
+    assert detected / draws >= 0.9  # bound above 0.2 when the truth is 0.5 (power)
 
 
 def test_dead_fraction_bound_is_exact_and_zero_width():

@@ -79,11 +79,15 @@ def test_conditions_within_a_seed_must_all_hold_and_quorum_counts_seeds():
     assert {r.label for r in ev.per_seed} == {"L=8", "L=16"}
 
 
-def test_degenerate_samples_give_zero_width_interval():
-    ev = _claim({0: np.ones(10)})
-    assert ev.passed and ev.low == ev.high == ev.bound == 1.0
-    ev = _claim({0: np.zeros(10)})
-    assert not ev.passed
+def test_zero_variance_samples_are_bounded_by_the_range_or_decided_at_their_value():
+    ev = _claim({0: np.ones(10)}, value_range=(0.0, 1.0))
+    # ten 1.0s on a [0, 1] score: a share 1 - 0.05^(1/10) = 26% of zeros is not excluded
+    assert ev.bound == pytest.approx(0.05 ** 0.1) and ev.high == ev.estimate == 1.0
+    assert ev.passed == (0.05 ** 0.1 > ev.threshold)
+    assert not _claim({0: np.zeros(10)}, value_range=(0.0, 1.0)).passed
+    # no range to bound by: a deterministic value on 10 distinct prompts is decided at the value
+    exact = _claim({0: np.ones(10)})
+    assert exact.passed and exact.low == exact.high == exact.bound == 1.0
 
 
 def test_too_few_distinct_units_are_refused():
