@@ -353,6 +353,9 @@ def reconstruction_evidence(
     d_sae = float(data.sae["sae_d_sae"])
     crit = _reconstruction_criteria(min_explained_variance, max_mse, min_ce_loss_recovered,
                                     max_ce_loss_increase, l0_range, max_dead_fraction, d_sae)
+    # the most latents a token can have active (k for a TopK SAE), which bounds an L0 sample
+    # without spread; never below the stated upper end, which may sit above k
+    l0_top = min(d_sae, max(float(data.sae.get("sae_k", d_sae)), crit.get("l0_high", 0.0)))
     needs_ce = "min_ce_loss_recovered" in crit or "max_ce_loss_increase" in crit
     for seed, d in data.per_seed.items():
         if needs_ce and not d.has_ce:
@@ -376,7 +379,7 @@ def reconstruction_evidence(
 
     members = [spec(f"{c.label} {'>' if c.alternative == 'greater' else '<'} {crit[c.key]:g}",
                     c.metric, c.statistic, crit[c.key], c.alternative,
-                    (0.0, d_sae) if c.key.startswith("l0") else c.value_range,
+                    (0.0, l0_top) if c.key.startswith("l0") else c.value_range,
                     settings=c.settings)
                for c in _CRITERIA if c.key in crit]
 

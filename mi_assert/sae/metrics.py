@@ -93,6 +93,7 @@ def describe_sae(sae: Any, hook: str | None = None) -> dict[str, Any]:
         "sae_architecture": architecture(sae),
         "sae_d_in": int(sae.cfg.d_in),
         "sae_d_sae": int(sae.cfg.d_sae),
+        **({"sae_k": int(sae.cfg.k)} if isinstance(getattr(sae.cfg, "k", None), int) else {}),
         "sae_hook": hook_name,
         "sae_hash": weights_hash(sae),
         "sae_source": getattr(meta, "mi_assert_source", None) if meta is not None else None,
