@@ -5,8 +5,10 @@
 #
 #   bash scripts/mutation.sh                      # everything (about 1 h on 2 cores)
 #   bash scripts/mutation.sh 'mi_assert.stats.*'  # only the mutants matching these patterns
+#   MUTATION_RESUME=1 bash scripts/mutation.sh    # finish an interrupted run (same patterns)
 #
 # Env: MUTATION_JOBS (parallel mutants, default 2), MUTATION_OUT (default reports/mutation),
+# MUTATION_RESUME=1 (keep mutants/ and its results, run only the mutants without a result),
 # PYTHON (default .venv/bin/python). Writes $MUTATION_OUT/summary.txt (the score per module),
 # survivors.txt (one "status<TAB>mutant" line per mutant not killed), survivors.diff (their
 # diffs) and results.json. Exit status 0 when the run completed, whatever the score.
@@ -16,6 +18,7 @@ ROOT=$PWD
 PY=${PYTHON:-$ROOT/.venv/bin/python}
 OUT=${MUTATION_OUT:-$ROOT/reports/mutation}
 JOBS=${MUTATION_JOBS:-2}
+"$PY" -c "import mutmut" 2>/dev/null || "$PY" -m pip install -q "mutmut==3.3.1"
 
 # Mutant names are <module>.x_<function>__mutmut_<n> or <module>.xǁ<Class>ǁ<method>__mutmut_<n>.
 PATTERNS=(
@@ -54,9 +57,10 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MPLBACKEND=Agg
 export PYTHONPATH="$ROOT/mutants:$ROOT/mutants/.site${PYTHONPATH:+:$PYTHONPATH}"
 export MI_ASSERT_REPORTS="$ROOT/mutants/reports"
 
-# always a fresh run (stale stats would map functions to the wrong tests); mutants/ must exist
-# before Python starts, or the import system caches the PYTHONPATH entry as missing
-rm -rf mutants
+# a fresh run unless resuming (stale stats would map functions to the wrong tests); mutants/
+# must exist before Python starts, or the import system caches the PYTHONPATH entry as missing
+RESUME=${MUTATION_RESUME:-0}
+if [ "$RESUME" != 1 ] || [ ! -f mutants/mutmut-stats.json ]; then RESUME=0; rm -rf mutants; fi
 mkdir -p mutants/.site "$OUT"
 cat > mutants/.site/sitecustomize.py <<'PY'
 import os
@@ -66,7 +70,7 @@ if os.environ.get("MUTANT_UNDER_TEST") == "stats":
 PY
 start=$(date +%s)
 set +e
-"$PY" - "$JOBS" "${PATTERNS[@]}" <<'PY'
+"$PY" - "$JOBS" "$RESUME" "${PATTERNS[@]}" <<'PY'
 """Run mutmut with three fixes for mutmut 3.3.1:
 
 * the stats run records each test's duration as its *teardown* time only (the last phase
@@ -75,6 +79,10 @@ set +e
 * tests_dir entries that are paths and do not exist are dropped (older checkouts).
 * a child killed by the hard CPU limit exits -9, which mutmut has no status for: timeout.
 * its stats collector reads ``item._nodeid``, which pytest 9 no longer has (``item.nodeid``).
+* an exit status it has no name for (a child ended by a signal, e.g. -15) aborts the whole
+  run: here it is "suspicious" (-9, the hard CPU limit: "timeout").
+* resuming: mutmut rewrites every result file when it regenerates the mutants; here the
+  results are read first, only the mutants without one run, and the old results are put back.
 * its wall-clock timeout checker compares every running child of a file against the estimate
   of *each* mutant of that file, so any child outliving the cheapest mutant's limit (15 s for
   a function with no or fast tests) is killed as a "timeout". Here each child is held to its
@@ -82,6 +90,8 @@ set +e
 """
 import collections
 import contextlib
+import fnmatch
+import json
 import os
 import signal
 import sys
@@ -96,9 +106,15 @@ from _pytest.nodes import Node
 if not hasattr(Node, "_nodeid"):
     Node._nodeid = property(lambda self: self.nodeid)
 
-jobs, patterns = sys.argv[1], sys.argv[2:]
-mm.status_by_exit_code.setdefault(-9, "timeout")
-mm.status_by_exit_code.setdefault(137, "timeout")
+jobs, resume, patterns = sys.argv[1], sys.argv[2] == "1", sys.argv[3:]
+
+
+class Statuses(dict):
+    def __missing__(self, code):
+        return "suspicious"
+
+
+mm.status_by_exit_code = Statuses({**mm.status_by_exit_code, -9: "timeout", 137: "timeout"})
 
 _load_config = mm.load_config
 
@@ -152,8 +168,31 @@ def timeout_checker(mutants):
 
 
 mm.timeout_checker = timeout_checker
-mm.cli.main(args=["run", "--max-children", jobs, *patterns], prog_name="mutmut",
-            standalone_mode=False)
+
+
+def read_results():
+    return {meta: json.loads(meta.read_text())["exit_code_by_key"]
+            for meta in Path("mutants").rglob("*.py.meta")}
+
+
+names = patterns
+if resume:
+    before = read_results()
+    names = [name for codes in before.values() for name, code in codes.items()
+             if code in (None, 2) and any(fnmatch.fnmatch(name, p) for p in patterns)]
+    print(f"resuming: {len(names)} mutants without a result")
+try:
+    if names:
+        mm.cli.main(args=["run", "--max-children", jobs, *names], prog_name="mutmut",
+                    standalone_mode=False)
+finally:
+    if resume:
+        for meta, codes in read_results().items():
+            data = json.loads(meta.read_text())
+            for name, code in before.get(meta, {}).items():
+                if code not in (None, 2) and data["exit_code_by_key"].get(name) is None:
+                    data["exit_code_by_key"][name] = code
+            meta.write_text(json.dumps(data, indent=4))
 PY
 rc=$?
 set -e
