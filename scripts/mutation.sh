@@ -187,7 +187,7 @@ try:
                     standalone_mode=False)
 finally:
     if resume:
-        for meta, codes in read_results().items():
+        for meta in Path("mutants").rglob("*.py.meta"):
             data = json.loads(meta.read_text())
             for name, code in before.get(meta, {}).items():
                 if code not in (None, 2) and data["exit_code_by_key"].get(name) is None:

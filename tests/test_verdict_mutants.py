@@ -105,6 +105,24 @@ def test_an_explicit_hint_replaces_the_evidences_hint():
     assert str(err.value).endswith("\nthe evidence's hint")
 
 
+def test_raise_if_failed_passes_the_callers_hint_on():
+    ev = _evidence(False, hint="the evidence's hint")
+    with record.recording(), pytest.raises(ClaimFailed) as err:
+        raise_if_failed(ev, "the caller's hint")
+    assert str(err.value) == "claim does not hold\n" + ev.table() + "\nthe caller's hint"
+
+
+def test_the_verdict_helpers_hide_their_frames_from_pytest_tracebacks():
+    # pytest drops a frame whose locals set __tracebackhide__ = True from failure reports
+    for raising in (lambda ev: fail(ev), lambda ev: raise_if_failed(ev),
+                    lambda ev: asserting(check_value_high)(False)):
+        with record.recording(), pytest.raises(ClaimFailed) as err:
+            raising(_evidence(False))
+        flags = [entry.frame.f_locals["__tracebackhide__"] for entry in err.traceback
+                 if "__tracebackhide__" in entry.frame.f_locals]
+        assert flags and all(flag is True for flag in flags)
+
+
 def test_raise_if_failed_returns_a_passing_evidence_itself():
     ev = _evidence(True)
     with record.recording():

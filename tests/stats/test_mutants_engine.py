@@ -9,7 +9,9 @@ contract), plus exact values where a function has one.
 
 from __future__ import annotations
 
+import inspect
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -22,6 +24,8 @@ from mi_assert.stats import (
     CountWeighted,
     Fixed,
     Mean,
+    RatioOfMeans,
+    RowStatistic,
     all_of,
     bootstrap,
     bootstrap_mean,
@@ -30,8 +34,12 @@ from mi_assert.stats import (
     undefined_claim,
 )
 from mi_assert.stats.bootstrap import clears
+from mi_assert.stats.claims import quorum_count, resolve_samples, standardised_margin
+from mi_assert.stats.composite import member_margin
+from mi_assert.stats.evidence import Evidence
 from mi_assert.stats.multiple import holm_alphas
 from mi_assert.stats.options import check_count
+from mi_assert.stats.statistic import RATIO_CLIP
 
 
 def _normal_sample(z: float, n: int = 60, sd: float = 1.0, shift: float = 0.0) -> np.ndarray:
@@ -301,8 +309,6 @@ def test_holm_family_refuses_no_members():
 
 
 def test_standardised_margin_in_units_of_the_bounds_distance():
-    from mi_assert.stats.claims import standardised_margin
-
     assert standardised_margin(0.6, 0.8, 0.5, "greater") == pytest.approx(0.5)
     assert standardised_margin(0.45, 0.3, 0.5, "less") == pytest.approx(1 / 3)
     assert standardised_margin(0.4, 0.6, 0.5, "greater") == pytest.approx(-0.5)
@@ -392,8 +398,280 @@ def test_holm_orders_by_p_value_even_against_the_margin():
     b = _spec("normal", 4.0)
     first = {s.claim: s.evaluate(0.05) for s in (a, b)}
     assert first["thin tail"].details["p_value"] > first["normal"].details["p_value"]
-    from mi_assert.stats.composite import member_margin
-
     assert member_margin(first["thin tail"]) > member_margin(first["normal"])
     by = {m.claim: m for m in holm_family([a, b], claim="x").family}
     assert by["normal"].settings["holm_rank"] == 1 and by["thin tail"].settings["holm_rank"] == 2
+
+
+# --- the BCa engine against scipy (the interval scipy's formulas give) -----------------------
+
+#: scipy's BCa: the engine's ``interval="BCa"`` where that option exists (it was the only one)
+BCA = {"interval": "BCa"} if "interval" in inspect.signature(bootstrap).parameters else {}
+
+
+class MeanDifference(RowStatistic):
+    """Two independently resampled samples: mean(a) - mean(b) (a two-stratum BCa statistic)."""
+
+    name = "difference of means"
+
+    def __init__(self, a: np.ndarray, b: np.ndarray) -> None:
+        self.a, self.b = np.asarray(a, float), np.asarray(b, float)
+        self._strata = (self.a.size, self.b.size)
+        self._cluster_of = (None, None)
+
+    def weighted(self, *weights):
+        wa, wb = weights
+        return (wa @ self.a) / wa.sum(1) - (wb @ self.b) / wb.sum(1)
+
+
+def _scipy_bca(data, statistic, seed, level):
+    res = sps.bootstrap(data, statistic, n_resamples=2000, confidence_level=level, method="BCa",
+                        random_state=np.random.default_rng(seed), vectorized=True)
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def test_two_stratum_bca_sums_the_jackknife_of_each_stratum_like_scipy():
+    rng = np.random.default_rng(5)
+    a, b = rng.exponential(1.0, 25), -rng.exponential(0.5, 12)
+    res = bootstrap(MeanDifference(a, b), threshold=0.0, seed=3, **BCA)
+    low, high = _scipy_bca((a, b), lambda x, y, axis=-1: x.mean(axis) - y.mean(axis), 3, 0.95)
+    assert res.method == "BCa"
+    assert (res.low, res.high) == pytest.approx((low, high), abs=1e-12)
+
+
+def test_bca_bias_correction_counts_ties_at_the_estimate_by_halves_like_scipy():
+    x = np.tile([0.0, 1.0, 2.0, 3.0], 6)[:22]  # a discrete sample: many resamples equal the estimate
+    res = bootstrap_mean(x, threshold=0.5, seed=4, **BCA)
+    low, high = _scipy_bca((x,), np.mean, 4, 0.95)
+    assert (res.low, res.high) == pytest.approx((low, high), abs=1e-12)
+
+
+def test_bca_at_a_level_resolvable_by_the_resamples_like_scipy():
+    # alpha/2 = 0.00075: BCa's corrected level stays inside [1/B, 1 - 1/B] with B = 2000
+    x = np.random.default_rng(8).normal(size=40)
+    res = bootstrap_mean(x, threshold=-1.0, alpha=0.0015, seed=1, **BCA)
+    low, high = _scipy_bca((x,), np.mean, 1, 1 - 0.0015)
+    assert res.method == "BCa" and (res.low, res.high) == pytest.approx((low, high), abs=1e-12)
+
+
+def test_bca_past_the_resamples_falls_back_to_percentile():
+    # alpha/2 = 0.0004 < 1/B: the BCa level cannot be read off 2000 resamples
+    x = np.random.default_rng(8).normal(size=40)
+    res = bootstrap_mean(x, threshold=-1.0, alpha=0.0008, seed=1, **BCA)
+    assert res.method == "percentile"
+    assert bootstrap(AUROC(x, x - 1), threshold=0.5, **BCA).method == "percentile"
+
+
+def test_bca_whose_upper_level_passes_the_resamples_falls_back_to_percentile():
+    # a strongly right-skewed sample: BCa moves the upper level past 1 - 1/B (the lower one
+    # stays resolvable), so the percentile interval is used
+    x = np.random.default_rng(0).exponential(size=20) ** 2
+    assert bootstrap_mean(x, alpha=0.0012, seed=1, **BCA).method == "percentile"
+    assert bootstrap_mean(x, alpha=0.0012, seed=1, alternative="less", **BCA).method == "percentile"
+
+
+def test_bca_with_an_undefined_jackknife_falls_back_to_percentile():
+    # deleting unit 0 leaves the statistic undefined (NaN): no acceleration, no BCa
+    x = np.random.default_rng(3).normal(size=20)
+    stat = CountWeighted(lambda w: np.where(w[:, 0] > 0, (w @ x) / w.sum(1), np.nan), 20)
+    res = bootstrap(stat, threshold=-1.0, **BCA)
+    assert res.method == "percentile" and res.low < res.estimate < res.high
+
+
+# --- ratio of means ------------------------------------------------------------------------
+
+
+def test_ratio_resamples_with_a_vanishing_denominator_are_clipped_not_infinite():
+    stat = RatioOfMeans([1.0, -2.0, 0.0], [0.0, 0.0, 1.0])
+    w = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 2.0]])
+    assert stat.weighted(w).tolist() == [RATIO_CLIP, -RATIO_CLIP, -RATIO_CLIP, 0.0]
+    zero = RatioOfMeans([0.0, 1.0], [0.0, 1.0]).weighted(np.array([[1.0, 0.0]]))
+    assert zero.tolist() == [0.0]  # 0 / 0: nothing said about the ratio
+    one_minus = RatioOfMeans([1.0, 0.0], [0.0, 1.0], one_minus=True)
+    assert one_minus.weighted(np.array([[1.0, 0.0], [1.0, 1.0]])).tolist() == [1 - RATIO_CLIP, 0.0]
+
+
+def test_ratio_with_a_zero_denominator_raises_no_numpy_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isinf(RatioOfMeans([1.0, 2.0], [0.0, 0.0]).estimate())
+        assert math.isnan(RatioOfMeans([0.0, 0.0], [0.0, 0.0]).estimate())
+        stat = RatioOfMeans(np.r_[np.ones(9), 0.0], np.r_[np.zeros(9), 1.0])
+        stat.weighted(np.array([[1.0] * 9 + [0.0], [0.0] * 10]))
+        with pytest.raises(MiAssertInputError, match="undefined"):
+            bootstrap(RatioOfMeans([1.0, 2.0], [0.0, 0.0]))
+
+
+@pytest.mark.parametrize("num, den", [
+    (np.ones(12), np.linspace(1.0, 2.0, 12)),  # constant numerator, varying denominator
+    (np.linspace(0.0, 1.0, 12), np.ones(12)),  # range exactly 1 over a constant denominator
+    (np.full(12, 2.0), np.linspace(1.0, 2.0, 12)),  # denominator range exactly 1
+])
+def test_ratio_varies_when_either_side_varies(num, den):
+    stat = RatioOfMeans(num, den)
+    assert not stat.constant()
+    res = bootstrap(stat, threshold=0.0)
+    assert res.low < res.high and res.method != "degenerate"
+    assert RatioOfMeans(np.ones(12), np.full(12, 2.0)).constant()
+
+
+def test_ratio_names_numerator_and_denominator_in_errors():
+    with pytest.raises(MiAssertInputError, match=r"^numerator: 1 of 2 values are NaN/inf"):
+        RatioOfMeans([1.0, np.nan], [1.0, 1.0])
+    with pytest.raises(MiAssertInputError, match=r"^denominator: 1 of 2 values are NaN/inf"):
+        RatioOfMeans([1.0, 1.0], [np.inf, 1.0])
+    with pytest.raises(MiAssertInputError) as err:
+        RatioOfMeans([1.0, 2.0, 3.0], [1.0, 1.0])
+    assert str(err.value) == ("numerator has 3 values, denominator 2; a ratio of means pairs "
+                              "them per unit")
+    with pytest.raises(MiAssertInputError, match=r"^numerator: 2 unit ids for 3 samples"):
+        RatioOfMeans([1.0, 2.0, 3.0], [1.0, 1.0, 1.0], units=["a", "b"])
+
+
+# --- claims: row keys, row order, row seeds, samples -----------------------------------------
+
+
+def test_row_keys_of_every_accepted_shape():
+    x = _normal_sample(4.0, n=10)
+    ev = ClaimSpec("c", "s", {(5,): x, (6, 2): x + 1, (7, None, "lbl"): x + 2,
+                              np.int64(8): x + 3}, threshold=0.0).evaluate()
+    assert [(r.seed, r.model_seed, r.label) for r in ev.per_seed] == [
+        (5, None, ""), (6, 2, ""), (7, None, "lbl"), (8, None, "")]
+
+
+@pytest.mark.parametrize("key", [(1, 2, "a", "extra"), (), ("a", 1), (1, "b"), (1.5,), True,
+                                 "0"])
+def test_row_keys_of_any_other_shape_are_refused(key):
+    with pytest.raises(MiAssertInputError) as err:
+        ClaimSpec("c", "s", {key: np.arange(10.0)}, threshold=0.0).evaluate()
+    assert str(err.value) == (
+        f"sample row key {key!r} not understood: use an int seed, (seed, model_seed), "
+        "(seed, model_seed, label) or mi_assert.stats.claims.RowKey")
+
+
+def test_rows_run_by_seed_then_model_seed_without_one_first_and_conditions_as_given():
+    x = _normal_sample(4.0, n=10)
+    rows = {(1, 0, "z"): x, (0, 3): x + 0.1, (1, 0, "a"): x + 0.2, (0, None): x + 0.3,
+            (0, 0): x + 0.4, (1, 0, "m"): x + 0.5}
+    ev = ClaimSpec("c", "s", rows, threshold=0.0).evaluate()
+    assert [(r.seed, r.model_seed, r.label) for r in ev.per_seed] == [
+        (0, None, ""), (0, 0, ""), (0, 3, ""), (1, 0, "z"), (1, 0, "a"), (1, 0, "m")]
+
+
+def test_every_row_has_its_own_bootstrap_stream_which_bootstrap_seed_shifts():
+    x = np.random.default_rng(0).exponential(size=30)
+    rows = {(0, None, label): x for label in ("a", "b", "c", "d")}
+    ev = ClaimSpec("c", "s", rows, threshold=0.0).evaluate()
+    assert len({r.bound for r in ev.per_seed}) == 4  # same data, four resample streams
+    again = ClaimSpec("c", "s", rows, threshold=0.0).evaluate()
+    assert [r.bound for r in again.per_seed] == [r.bound for r in ev.per_seed]
+    shifted = ClaimSpec("c", "s", rows, threshold=0.0, bootstrap_seed=12345).evaluate()
+    assert [r.bound for r in shifted.per_seed] != [r.bound for r in ev.per_seed]
+
+
+def test_samples_take_the_claims_unit_and_callables_get_int_seeds():
+    seen = []
+
+    def draw(seed):
+        seen.append(type(seed))
+        return np.random.default_rng(seed).normal(1.0, 0.2, 12)
+
+    ev = ClaimSpec("c", "s", draw, threshold=0.0, seeds=[np.int64(1), 2], unit="pairs").evaluate()
+    assert seen == [int, int] and ev.unit == "pairs"
+    conditions = ClaimSpec("c", "s", lambda seed: {"a": draw(seed), "b": draw(seed + 10)},
+                           threshold=0.0, seeds=[3], unit="features").evaluate()
+    assert conditions.unit == "features" and [r.label for r in conditions.per_seed] == ["a", "b"]
+    (stat,) = resolve_samples({0: np.arange(3.0)}).values()
+    assert stat.unit == "prompts"
+
+
+def test_samples_of_the_wrong_kind_are_refused_with_the_reason():
+    with pytest.raises(MiAssertInputError) as err:
+        resolve_samples([np.arange(10.0)])
+    assert str(err.value) == ("samples must be a mapping {seed or (seed, model_seed[, label]): "
+                              "data} or a callable seed -> data; got list")
+    with pytest.raises(MiAssertInputError) as err:
+        resolve_samples(lambda seed: np.arange(10.0))
+    assert str(err.value) == "samples is a callable seed -> samples: pass seeds=[...] too"
+    with pytest.raises(MiAssertInputError) as err:
+        resolve_samples({})
+    assert str(err.value) == "no sample rows: need at least one seed's samples"
+    with pytest.raises(MiAssertInputError) as err:
+        resolve_samples({0: np.arange(3.0), (0, None, ""): np.arange(3.0)})
+    assert str(err.value) == "duplicate sample row RowKey(seed=0, model_seed=None, label='')"
+
+
+# --- claims: the verdict's settings, rows and p-value -----------------------------------------
+
+
+def test_a_claim_records_alpha_quorum_and_each_rows_threshold():
+    rows = {s: _normal_sample(3.0 + s, n=20) for s in range(3)}
+    ev = ClaimSpec("c", "s", rows, threshold=0.1, quorum=2).evaluate(0.04)
+    assert ev.settings["alpha"] == 0.04 and ev.settings["quorum"] == "2 of 3 seeds"
+    assert all(r.threshold == 0.1 and r.alternative == "greater" for r in ev.per_seed)
+    assert all(r.method for r in ev.per_seed)
+    assert "quorum" not in ClaimSpec("c", "s", rows, threshold=0.1).evaluate().settings
+    given = ClaimSpec("c", "s", rows, threshold=0.1, settings={"alpha": "theirs"}).evaluate()
+    assert given.settings["alpha"] == "theirs"
+
+
+def test_evaluate_claim_defaults_to_alpha_005():
+    from mi_assert.stats.claims import evaluate_claim
+
+    spec = ClaimSpec("c", "s", {0: _normal_sample(3.0)}, threshold=0.0)
+    assert evaluate_claim(spec).alpha == 0.05
+    assert evaluate_claim(spec).bound == spec.evaluate(0.05).bound
+
+
+def test_the_claims_p_value_is_the_deciding_seeds():
+    rows = {0: _normal_sample(2.5, n=30), 1: _normal_sample(4.0, n=30, shift=0.01)}
+    every = ClaimSpec("c", "s", rows, threshold=0.0).evaluate()
+    p = sorted(r.p_value for r in every.per_seed)
+    assert every.details["p_value"] == p[1]  # every seed must pass: the worst one
+    one = ClaimSpec("c", "s", rows, threshold=0.0, quorum=1).evaluate()
+    assert one.details["p_value"] == p[0]  # one seed suffices: the best one
+
+
+def test_a_threshold_outside_the_range_names_the_metric():
+    with pytest.raises(MiAssertInputError, match="outside the range of the induction score"):
+        ClaimSpec("c", "induction score", {0: np.arange(10.0)}, threshold=2.0,
+                  value_range=(0.0, 1.0)).evaluate()
+
+
+@pytest.mark.parametrize("quorum, n, expected", [(None, 3, 3), (2, 3, 2), (1, 1, 1),
+                                                 (0.5, 3, 2), (1.0, 4, 4), (0.2, 3, 1),
+                                                 (0.34, 3, 2), (0.75, 4, 3)])
+def test_quorum_counts(quorum, n, expected):
+    assert quorum_count(quorum, n) == expected
+
+
+@pytest.mark.parametrize("quorum, message", [
+    (True, "quorum must be an int count or a fraction in (0, 1]"),
+    (0, "quorum=0: must lie in 1..3 (the number of seeds)"),
+    (4, "quorum=4: must lie in 1..3 (the number of seeds)"),
+    (0.0, "quorum=0.0: use an int count (1..3) or a fraction in (0, 1]"),
+    (1.5, "quorum=1.5: use an int count (1..3) or a fraction in (0, 1]"),
+    ("2", "quorum='2': use an int count (1..3) or a fraction in (0, 1]"),
+])
+def test_quorums_that_mean_nothing_are_refused(quorum, message):
+    with pytest.raises(MiAssertInputError) as err:
+        quorum_count(quorum, 3)
+    assert str(err.value) == message
+
+
+# --- evidence: JSON of numpy values and other objects -----------------------------------------
+
+
+class _Named:
+    def __str__(self) -> str:
+        return "named thing"
+
+
+def test_evidence_json_turns_numpy_scalars_into_numbers_and_objects_into_text():
+    ev = Evidence(claim="c", metric="m", estimate=0.5, low=0.4, high=0.6, bound=0.45, n=10,
+                  threshold=0.4, alpha=0.05, alternative="greater", passed=True,
+                  details={"f": np.float64(0.25), "i": np.int64(3), "nan": np.float64("nan"),
+                           "obj": _Named(), "arr": np.arange(2)})
+    d = ev.to_dict()["details"]
+    assert d["f"] == 0.25 and isinstance(d["f"], float) and d["i"] == 3 and d["nan"] is None
+    assert d["obj"] == "named thing" and d["arr"] == str(np.arange(2))
