@@ -11,10 +11,10 @@ Rule (fixed before measuring; not tuned per model or until it passes):
   heads with the circuit, or even equal it. The draws are seeded (generator seed = the prompt
   seed), so a run is reproducible.
 * The circuit "beats" a draw when its R is strictly greater (a tie, e.g. a draw equal to the
-  circuit, counts against it). With ``k`` wins out of ``N_DRAWS``, the one-sided binomial test
-  of H0: P(circuit beats a random same-size circuit) <= ``Q = 0.9`` must reject at
-  ``ALPHA = 0.05`` (``scipy.stats.binomtest(k, N, Q, alternative="greater")``), for every
-  held-out seed. With N = 100 that needs k >= 96.
+  circuit, counts against it). The claim: P(circuit beats a random same-size circuit) > ``Q =
+  0.9``, at ``ALPHA = 0.05``, on every held-out seed, judged by the claims engine like every
+  other claim (one unit per draw; 100 of 100 wins bound the rate at 0.05^(1/100) = 0.97, the
+  exact binomial bound, and about 96 wins are needed).
 
 mi_assert has no "compare against random circuits" claim, so this module measures it itself:
 one clean and one corrupted forward per seed, then every random set patched in stacked
@@ -22,11 +22,9 @@ batches (rows ``s * B .. (s + 1) * B`` of a batch are set ``s``), so 101 sets co
 forward passes instead of 101 calls. The circuit's own R from this path is checked against
 ``check_patching_recovery`` (a structural check: the batched path must agree with the library).
 
-:func:`control_evidence` states the verdict as an :class:`~mi_assert.stats.evidence.Evidence`
-(so it lands in the report and fails with ``ClaimFailed``): the estimate is the fraction of
-draws beaten, the interval the exact Clopper-Pearson one, and the bound its one-sided
-(1 - ALPHA) lower end, which clears Q exactly when the binomial test rejects (the test and the
-interval are dual; asserted for every row).
+:func:`control_evidence` hands the per-draw wins to the engine (a
+:class:`~mi_assert.stats.claims.ClaimSpec`, one row per held-out seed, the worst row decides),
+so the verdict lands in the report and fails with ``ClaimFailed`` like any claim.
 """
 
 from __future__ import annotations
@@ -37,12 +35,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import binomtest
 
 from mi_assert.causal.components import parse_component
 from mi_assert.causal.metrics import evaluate_metric, metric_for_prompts
 from mi_assert.prompts.generators import make_split
-from mi_assert.stats.evidence import Evidence, SeedResult
+from mi_assert.stats.claims import ClaimSpec
+from mi_assert.stats.evidence import Evidence
+from mi_assert.stats.statistic import Mean
 
 N_DRAWS = 100
 Q = 0.9
@@ -63,24 +62,20 @@ class RandomControl:
     n_prompts: int
 
     @property
+    def beats(self) -> np.ndarray:
+        """1.0 per random draw the circuit beats (strictly), else 0.0."""
+        return (self.circuit_recovery > self.random_recovery).astype(np.float64)
+
+    @property
     def wins(self) -> int:
-        return int(np.sum(self.circuit_recovery > self.random_recovery))
-
-    @property
-    def p_value(self) -> float:
-        return float(binomtest(self.wins, len(self.random_recovery), Q, alternative="greater").pvalue)
-
-    @property
-    def passed(self) -> bool:
-        return self.p_value < ALPHA
+        return int(self.beats.sum())
 
     def summary(self) -> str:
         r = self.random_recovery
         q50, q90, q99 = np.quantile(r, [0.5, 0.9, 0.99])
         return (f"seed {self.prompt_seed}: circuit R {self.circuit_recovery:.3f} beats "
                 f"{self.wins}/{len(r)} random same-size sets (median {q50:.3f}, q90 {q90:.3f}, "
-                f"q99 {q99:.3f}, max {r.max():.3f}); binomial p (H0: P(beat) <= {Q}) "
-                f"{self.p_value:.3g} -> {'PASS' if self.passed else 'FAIL'} at alpha {ALPHA}")
+                f"q99 {q99:.3f}, max {r.max():.3f})")
 
 
 def draw_random_sets(n_layers: int, n_heads: int, size: int, n_draws: int,
@@ -146,33 +141,19 @@ def random_circuit_control(handle: Any, circuit: Sequence[Head], prompt_seed: in
 
 
 def control_evidence(controls: Sequence[RandomControl], model_info: Mapping[str, Any]) -> Evidence:
-    """One row per held-out seed; every seed must pass (the worst row is the headline)."""
-    rows = []
-    for c in controls:
-        n = len(c.random_recovery)
-        test = binomtest(c.wins, n, Q, alternative="greater")
-        ci = binomtest(c.wins, n).proportion_ci(confidence_level=1 - 2 * ALPHA, method="exact")
-        passed = bool(ci.low > Q)
-        assert passed == (test.pvalue < ALPHA), (c.wins, n, test.pvalue, ci)  # duality
-        rows.append(SeedResult(seed=c.prompt_seed, estimate=c.wins / n, low=float(ci.low),
-                               high=float(ci.high), bound=float(ci.low), n=n, passed=passed,
-                               p_value=float(test.pvalue), method="exact binomial (Clopper-Pearson)",
-                               threshold=Q, alternative="greater"))
-    worst = min(rows, key=lambda r: r.bound)
+    """One row per held-out seed (its draws are the units); every seed must pass."""
     label = "+".join(f"L{la}H{h}" for la, h in controls[0].circuit)
-    return Evidence(
+    return ClaimSpec(
         claim=f"circuit {label} beats > {Q:g} of random same-size head sets (denoise recovery)",
-        metric="fraction of random same-size circuits beaten", estimate=worst.estimate,
-        low=worst.low, high=worst.high, bound=worst.bound, n=worst.n, threshold=Q, alpha=ALPHA,
-        alternative="greater", passed=all(r.passed for r in rows), per_seed=tuple(rows),
+        metric="fraction of random same-size circuits beaten",
+        samples={c.prompt_seed: Mean(c.beats, unit="random circuits") for c in controls},
+        threshold=Q, value_range=(0.0, 1.0), unit="random circuits", hist_figure=False,
         settings={"n_draws": N_DRAWS, "q": Q, "draws": "uniform same-size subsets of all heads "
                   "(may include circuit heads), i.i.d., generator seed = prompt seed",
                   "beats": "strictly greater recovery (ties count against)",
-                  "test": "one-sided binomial, H0: P(beat) <= q", "prompts": "ioi held-out",
-                  "n_prompts": controls[0].n_prompts, "alpha": ALPHA},
-        model=dict(model_info), unit="random circuits",
-        details={"per_seed": "\n".join(c.summary() for c in controls),
-                 "p_value": max(r.p_value or 0.0 for r in rows)},
+                  "prompts": "ioi held-out", "n_prompts": controls[0].n_prompts},
+        model_info=dict(model_info),
+        details={"per_seed": "\n".join(c.summary() for c in controls)},
         figures={"random_recovery": {
             "kind": "hist", "data": [c.random_recovery for c in controls],
             "labels": [f"seed {c.prompt_seed}" for c in controls],
@@ -180,6 +161,4 @@ def control_evidence(controls: Sequence[RandomControl], model_info: Mapping[str,
             "title": f"random same-size circuits vs {label} (line: circuit, seed "
                      f"{controls[0].prompt_seed})",
             "threshold": controls[0].circuit_recovery}},
-        deciding=f"seed {worst.seed}" if len(rows) > 1 else "",
-        envelope=(min(r.low for r in rows), max(r.high for r in rows)) if len(rows) > 1 else None,
-    )
+    ).evaluate(ALPHA)

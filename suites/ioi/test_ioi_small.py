@@ -7,7 +7,7 @@ Thresholds are fixed up front:
 
 * patching the circuit's heads (denoise, ABC corruption) recovers > 50% of the logit difference;
 * that recovery beats more than 90% of random same-size head sets (100 seeded draws from all
-  heads, one-sided binomial test at 0.05: Shi et al. 2024's sufficiency-vs-random test; rule in
+  heads, one unit per draw, judged by the engine at 0.05: Shi et al. 2024's sufficiency-vs-random test; rule in
   ioi_random_control.py);
 * the circuit is faithful: with every other head mean-ablated over the ABC distribution
   (Wang et al.'s ablation), it keeps > 50% of the full model's logit difference;
