@@ -40,9 +40,16 @@ def _as_float_vector(values: object, what: str) -> FloatArray:
         detach = getattr(values, "detach", None)
         if callable(detach):
             values = detach().cpu().numpy()
-        arr = np.asarray(values, dtype=np.float64).ravel()
+        arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise MiAssertInputError(f"{what} must be numbers; got {type(values).__name__}") from exc
+    if sum(d > 1 for d in arr.shape) > 1:
+        # flattening [prompts, positions] would count every position as an independent unit
+        raise MiAssertInputError(
+            f"{what} must hold one value per unit (a 1-d array); got shape {tuple(arr.shape)}: "
+            "reduce each unit to one value first (e.g. mean over positions), or pass the flat "
+            "values with units=... naming the unit each came from")
+    arr = arr.ravel()
     if arr.size == 0:
         raise MiAssertInputError(f"{what}: no samples; need at least one value per unit")
     if not np.all(np.isfinite(arr)):
