@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import socket
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlparse
 
 import torch
 
 from mi_assert.backends import BACKENDS, ModelHandle, as_handle
-from mi_assert.errors import MiAssertInputError, ModelUnavailableError
+from mi_assert.errors import MiAssertInputError, ModelUnavailableError, suggest
 from mi_assert.zoo import registry
+
+#: load_model's own keyword arguments (near misses of these are offered for unknown keywords)
+LOAD_MODEL_OPTIONS: tuple[str, ...] = ("backend", "device", "dtype", "seed", "debug")
+
+#: seconds the hub reachability probe waits for a TCP connection to the hub's host
+HUB_PROBE_TIMEOUT_S = 1.5
+
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32, "fp32": torch.float32,
@@ -73,8 +86,21 @@ def load_model(
     the ``MI_ASSERT_DEBUG`` environment variable) checks the residual-stream identities
     (resid_pre + attn_out = resid_mid, resid_mid + mlp_out = resid_post) right after loading,
     catching hook aliases that point at the wrong tensors. Extra keyword
-    arguments pass to the underlying loader (e.g. ``n_devices``, ``device_map``).
+    arguments pass to the underlying loader: a planted zoo model's builder options (e.g.
+    ``noise``), or for Hugging Face models ``device_map``, ``n_devices``, ``max_memory``,
+    ``revision``, ``trust_remote_code``; trained zoo checkpoints take none. Any other keyword
+    raises :class:`MiAssertInputError` naming the allowed ones.
+
+    A hub name that is not in the local Hugging Face cache fails at once with
+    :class:`ModelUnavailableError` when the hub is unreachable (``HF_HUB_OFFLINE=1``, or no
+    connection within :data:`HUB_PROBE_TIMEOUT_S`) instead of waiting out the hub client's retries.
     """
+    if not isinstance(name_or_path, (str, Path)):
+        raise MiAssertInputError(
+            f"load_model takes a model name or path (a str or Path); got {type(name_or_path).__name__}. "
+            "Give a zoo name, a local checkpoint folder or a hub name; wrap a model object "
+            "you already have with mi_assert.as_handle(model)"
+        )
     if backend is not None and backend not in BACKENDS:
         raise MiAssertInputError(f"unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
     dev = resolve_device(device)
@@ -115,8 +141,6 @@ def check_on_load(handle: ModelHandle, n_prompts: int = 2, n_tokens: int = 8) ->
 
 
 def _looks_like_hub_name(spec: str) -> bool:
-    from mi_assert.errors import suggest
-
     if suggest(spec.split("@")[0], registry.available()):
         return False
     return True
@@ -130,6 +154,7 @@ def _load_zoo(spec: str, backend: str | None, dev: torch.device, dt: torch.dtype
     if model_seed not in entry.seeds:
         raise MiAssertInputError(f"zoo model {entry.name!r} has seeds {list(entry.seeds)[:10]}; got {model_seed}")
     full_spec = str(registry.ZooSpec(parsed.name, model_seed, parsed.step))
+    check_load_kwargs(kwargs, zoo_load_options(entry), f"zoo model {entry.name!r} ({entry.kind})")
     if entry.kind == "hf":
         folder = entry.checkpoint_dir(model_seed)
         if not folder.exists():
@@ -211,8 +236,10 @@ def _load_local(path: Path, backend: str | None, dev: torch.device, dt: torch.dt
         if "model_type" in cfg:  # Hugging Face folder
             from mi_assert.backends import hf_loading
 
+            check_load_kwargs(kwargs, hf_loading.PASSTHROUGH_KWARGS, "a Hugging Face model")
             return hf_loading.load_hf(str(path), backend or "nnsight", dev, dt, kwargs)
         if "d_model" in cfg:
+            check_load_kwargs(kwargs, (), f"the TransformerLens checkpoint {str(path)!r}")
             model, meta = load_native_tl(path)
             return wrap_tl_model(_place(model, dev, dt), str(path), backend or "transformer_lens", meta)
     raise MiAssertInputError(
@@ -225,6 +252,8 @@ def _load_hub(name: str, backend: str, dev: torch.device, dt: torch.dtype | None
               kwargs: dict[str, Any]) -> ModelHandle:
     from mi_assert.backends import hf_loading
 
+    check_load_kwargs(kwargs, hf_loading.PASSTHROUGH_KWARGS, "a Hugging Face model")
+    refuse_unreachable_hub(name, backend, kwargs.get("revision"))
     try:
         return hf_loading.load_hf(name, backend, dev, dt, kwargs)
     except (OSError, ValueError) as exc:  # HF raises OSError when offline and not cached
@@ -235,3 +264,115 @@ def _load_hub(name: str, backend: str, dev: torch.device, dt: torch.dtype | None
             f"Face cache nor downloadable here ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). "
             f"Zoo models work offline: {', '.join(registry.available())}"
         ) from exc
+
+
+# ----- keyword arguments -------------------------------------------------------------------------
+def zoo_load_options(entry: registry.ZooEntry) -> tuple[str, ...]:
+    """The extra keywords ``load_model`` takes for a zoo model: a planted model's builder options
+    (its weights are built from them); none for trained checkpoints, whose weights fix the
+    architecture; the Hugging Face loader's for HF folders."""
+    if entry.kind == "planted":
+        from mi_assert.zoo.planted import build_planted_induction
+
+        return tuple(p for p in inspect.signature(build_planted_induction).parameters if p != "seed")
+    if entry.kind == "hf":
+        from mi_assert.backends.hf_loading import PASSTHROUGH_KWARGS
+
+        return PASSTHROUGH_KWARGS
+    return ()
+
+
+def check_load_kwargs(kwargs: dict[str, Any], allowed: Sequence[str], what: str) -> None:
+    """Refuse keywords ``load_model`` would otherwise hand to a loader that does not take them."""
+    unknown = sorted(set(kwargs) - set(allowed))
+    if not unknown:
+        return
+    hints = "".join(suggest(k, [*allowed, *LOAD_MODEL_OPTIONS]) for k in unknown)
+    raise MiAssertInputError(
+        f"load_model got unknown keyword argument(s) {', '.join(repr(k) for k in unknown)} for "
+        f"{what}.{hints} Extra keywords allowed: {', '.join(allowed) if allowed else 'none'} "
+        f"(besides load_model's own: {', '.join(LOAD_MODEL_OPTIONS)})"
+    )
+
+
+# ----- hub reachability --------------------------------------------------------------------------
+def hub_offline_flag() -> bool:
+    """Whether the user declared the machine offline (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``)."""
+    from huggingface_hub import constants
+
+    declared = (os.environ.get(v, "").strip().lower() for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return bool(constants.HF_HUB_OFFLINE) or any(v in ("1", "true", "yes", "on") for v in declared)
+
+
+def hub_address() -> tuple[str, int]:
+    """The hub's host and port (``HF_ENDPOINT`` when set, else huggingface.co:443)."""
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    return url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+
+
+def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to the hub opens within ``timeout`` seconds.
+
+    The connect runs in a daemon thread so a DNS lookup that hangs (which ignores socket
+    timeouts) cannot hold the caller. Behind a proxy the direct connect proves nothing, so the
+    hub counts as reachable and the hub client decides.
+    """
+    if any(os.environ.get(v) for v in _PROXY_VARIABLES):
+        return True
+    result: list[bool] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection(hub_address(), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    probe = threading.Thread(target=connect, daemon=True)
+    probe.start()
+    probe.join(timeout + 0.5)
+    return bool(result and result[0])
+
+
+def in_hub_cache(name: str, backend: str, revision: str | None = None) -> bool:
+    """Whether ``name``'s config is in the local Hugging Face cache (under TransformerLens's
+    official name too, since TransformerLens accepts aliases such as ``gpt2-small``)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    candidates = [name]
+    if backend == "transformer_lens":
+        try:
+            from transformer_lens.loading_from_pretrained import get_official_model_name
+
+            candidates.append(get_official_model_name(name))
+        except Exception:  # noqa: BLE001 - not a TransformerLens name: only the name itself counts
+            pass
+    for repo in candidates:
+        try:
+            if isinstance(try_to_load_from_cache(repo, "config.json", revision=revision), str):
+                return True
+        except ValueError:  # not a valid repo id
+            continue
+    return False
+
+
+def refuse_unreachable_hub(name: str, backend: str, revision: str | None = None) -> None:
+    """Fail at once when ``name`` is not cached and the hub cannot be reached, instead of
+    waiting out the hub client's retries (tens of seconds)."""
+    declared_offline = hub_offline_flag()
+    if not declared_offline and hub_reachable():
+        return
+    if in_hub_cache(name, backend, revision):
+        return
+    host, port = hub_address()
+    why = ("HF_HUB_OFFLINE is set" if declared_offline else
+           f"cannot connect to {host}:{port}; probe timeout {HUB_PROBE_TIMEOUT_S:g} s")
+    tip = ("" if declared_offline else
+           " On a machine without network, set HF_HUB_OFFLINE=1 to make this check instant.")
+    raise ModelUnavailableError(
+        f"model {name!r} could not be loaded: it is not in the local Hugging Face cache and the "
+        f"hub is unreachable ({why}), so it cannot be downloaded. Zoo models work offline: "
+        f"{', '.join(registry.available())}.{tip}"
+    )

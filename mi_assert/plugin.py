@@ -21,7 +21,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,12 +46,15 @@ _OPTIONS: list[tuple[str, str, str | None]] = [
 _FLAGS: list[tuple[str, str]] = [
     ("mi_compare_fail", "with --mi-compare: fail the run when a claim regressed beyond tolerance"),
     ("mi_baseline_overwrite", "allow --mi-save-baseline to replace an existing baseline's files"),
+    ("mi_require_models", "fail, instead of skip, tests whose model or SAE weights are unavailable "
+     "(for CI, where a skip would hide a lost cache)"),
 ]
 
 _MODEL_CACHE_KEY = pytest.StashKey[dict]()
 _SWEEP_CACHE_KEY = pytest.StashKey[dict]()
 _RECORDER_KEY = pytest.StashKey[tuple]()
 _ITEM_RECORDS_KEY = pytest.StashKey[dict]()
+_SEEDS_KEY = pytest.StashKey[list]()
 _SESSION_PLUGIN = "mi-assert-session"
 
 
@@ -95,7 +98,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "mi_model(spec, **load_kwargs): model for the mi_model fixture in this test/module "
-        "(overrides --mi-model; kwargs such as n_devices=2 or device_map go to load_model)",
+        "(overrides --mi-model; kwargs such as n_devices=2 or device_map go to load_model; "
+        "bos_token_id= and special_token_ids= declare a tokenizer-less model's special ids)",
     )
     config.addinivalue_line("markers", "mi_seeds(*seeds): sampling seeds mi_seed is parametrized over")
     config.addinivalue_line("markers", "mi_hooks(*hooks): hooks mi_cache computes in one forward pass")
@@ -106,6 +110,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "mi_checkpoints(*patterns): parametrize mi_model over these checkpoints "
         "(zoo spec globs like 'attn-only-2l-induction@s0:step*' or folder globs; overrides "
         "--mi-checkpoints)")
+    check_run_options(config)
     config.stash[_MODEL_CACHE_KEY] = {}
     config.stash[_SWEEP_CACHE_KEY] = {}
     _install_recorder(config)
@@ -177,8 +182,12 @@ class MiSession:
     comparison: dict[str, Any] | None = None
     messages: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
-    _last_partial: float = 0.0
+    report: Any = None  # a report.session_report.SessionReport, with --mi-report
+    _signals: Any = None  # the report.interrupt.SignalFlush writing it on SIGTERM/SIGINT
     _previous_sink: Any = None
+    # node id -> model/SAE name, from reports tagged mi_missing_weights
+    missing_skipped: dict[str, str] = field(default_factory=dict)
+    missing_failed: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> MiSession:
@@ -244,18 +253,39 @@ class MiSession:
     def close(self) -> None:
         from mi_assert.report import progress
 
+        if self._signals is not None:
+            self._signals.restore()
         progress.set_sink(self._previous_sink)
+
+    # ----- a stopped run ---------------------------------------------------------------------
+    @pytest.hookimpl
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """With --mi-report: the session's report, and SIGTERM/SIGINT handlers that write it
+        before the run stops (restored by :meth:`close`)."""
+        if self.report_dir is None:
+            return
+        from mi_assert.report.interrupt import SignalFlush
+        from mi_assert.report.session_report import SessionReport
+
+        self.report = SessionReport(self.report_dir)
+        self._signals = SignalFlush(self._write_on_signal)
+        self._signals.install()
+
+    def _write_on_signal(self, signal_name: str) -> None:
+        self.report.write_on_signal(signal_name, self.records, self._meta(), self.comparison)
 
     # ----- collecting ------------------------------------------------------------------------
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        missing = getattr(report, "mi_missing_weights", None)
+        if missing is not None:
+            (self.missing_failed if report.failed else self.missing_skipped)[report.nodeid] = missing
         payload = getattr(report, "mi_records", None)
-        if not payload:
-            return
-        self.records.extend(json.loads(payload))
-        if self.report_dir is not None and time.monotonic() - self._last_partial > 5.0:
-            self._last_partial = time.monotonic()
-            self._write(complete=False)
+        if payload:
+            self.records.extend(json.loads(payload))
+        if self.report is not None:
+            self.report.note_crash(report)
+            self.report.write_partial(self.records, self._meta())
 
     def _meta(self) -> dict[str, Any]:
         import mi_assert
@@ -264,17 +294,6 @@ class MiSession:
         return {"mi_assert": mi_assert.__version__, "workers": workers,
                 "duration_s": round(time.monotonic() - self.started, 3),
                 "argv": list(self.config.invocation_params.args)}
-
-    def _write(self, complete: bool) -> None:
-        from mi_assert.report.json_report import build_report, write_json, write_report
-
-        assert self.report_dir is not None
-        doc = build_report(self.records, self._meta(), self.comparison, complete=complete)
-        if complete:
-            paths = write_report(self.report_dir, doc)
-            self.messages.append(f"report written: {paths[1]} (+ {paths[0].name})")
-        else:
-            write_json(self.report_dir, doc)
 
     # ----- the end ---------------------------------------------------------------------------
     def _collect_leftovers(self) -> None:
@@ -306,8 +325,15 @@ class MiSession:
         if self.save_name is not None:
             from mi_assert.report.baseline import save_baseline
 
+            interrupted = session.shouldstop or session.exitstatus in (
+                pytest.ExitCode.INTERRUPTED, 143)
             if not self.records:
                 self.messages.append(f"baseline {self.save_name!r} not saved: no claims were recorded")
+            elif interrupted:
+                # a stopped run holds only some of the suite's claims: saved, it would turn the
+                # rest into "missing" rows of every later comparison
+                self.messages.append(f"baseline {self.save_name!r} not saved: the run was stopped "
+                                     "before it finished; rerun it to completion to save")
             else:
                 assert self.baseline_dir is not None
                 files = save_baseline(self.baseline_dir, self.save_name, self.records, self.overwrite)
@@ -316,12 +342,15 @@ class MiSession:
                     f"baseline {self.save_name!r} saved: {len(self.records)} claim(s) in "
                     f"{len(files)} file(s) under {files[0].parent}"
                     + (f" (note: {n_failed} of them FAILED in this run)" if n_failed else ""))
-        if self.report_dir is not None:
-            try:
-                self._write(complete=session.exitstatus != pytest.ExitCode.INTERRUPTED)
-            except OSError as exc:
-                self.messages.append(f"ERROR: could not write the report to {self.report_dir}: {exc}")
-                session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        if self.report is not None:
+            from mi_assert.report.session_report import exit_status_when_unwritten
+
+            message, written = self.report.write_final(
+                self.records, self._meta(), self.comparison,
+                pytest_interrupted=session.exitstatus == pytest.ExitCode.INTERRUPTED)
+            self.messages.append(message)
+            if not written:
+                session.exitstatus = exit_status_when_unwritten(session.exitstatus)
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -341,6 +370,28 @@ class MiSession:
                 terminalreporter.write_line(line)
         for message in self.messages:
             terminalreporter.write_line(f"mi-assert: {message}")
+        terminalreporter.write_line(self._missing_weights_line())
+
+    def _missing_weights_line(self) -> str:
+        """Always printed, last: a green run whose models were absent checked nothing."""
+        n_skipped = len(self.missing_skipped)
+        line = f"mi-assert: {_tests(n_skipped)} skipped for missing weights"
+        if n_skipped:
+            line += f" ({_names(self.missing_skipped)}); --mi-require-models makes them fail"
+        if self.missing_failed:
+            line += (f"; {_tests(len(self.missing_failed))} failed for missing weights "
+                     f"({_names(self.missing_failed)}) under --mi-require-models")
+        return line
+
+
+def _tests(n: int) -> str:
+    return f"{n} test" if n == 1 else f"{n} tests"
+
+
+def _names(by_test: dict[str, str], shown: int = 5) -> str:
+    names = list(dict.fromkeys(by_test.values()))
+    more = f", ... (+{len(names) - shown} more)" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _rooted(config: pytest.Config, path: str, invocation: bool = False) -> Path:
@@ -350,15 +401,134 @@ def _rooted(config: pytest.Config, path: str, invocation: bool = False) -> Path:
     return (config.invocation_params.dir if invocation else config.rootpath) / p
 
 
+# ----- option checks -----------------------------------------------------------------------
+
+_SEEDS_FORM = "comma-separated distinct non-negative integers, e.g. 0,1,2"
+_DEVICE_FORM = "auto, cpu, cuda, cuda:N"
+
+
+def check_run_options(config: pytest.Config) -> None:
+    """Check the options every test reads before any test runs: a bad value is one usage error
+    at startup instead of a setup error repeated per test (or, for seeds, a run that checks
+    nothing). Torch is imported only when a dtype or a non-cpu device is asked for."""
+    config.stash[_SEEDS_KEY] = parse_seeds(_seeds_value(config), _option_source(config, "mi_seeds"))
+    _check_choice(config, "mi_backend", "backend", _backend_names)
+    _check_choice(config, "mi_dtype", "dtype", _dtype_names)
+    _check_device(config)
+
+
+def _option_source(config: pytest.Config, name: str) -> str:
+    """How messages name an option: the flag when given on the command line, else the ini key."""
+    if config.getoption(name, default=None) is not None:
+        return "--" + name.replace("_", "-")
+    return f"ini {name}"
+
+
+def _seeds_value(config: pytest.Config) -> Any:
+    # not get_option: an empty ini value must be an error, not the default
+    value = config.getoption("mi_seeds", default=None)
+    return config.getini("mi_seeds") if value is None else value
+
+
+def _backend_names() -> tuple[str, ...]:
+    from mi_assert.backends import BACKENDS
+
+    return BACKENDS
+
+
+def _dtype_names() -> tuple[str, ...]:
+    from mi_assert.loading import DTYPES
+
+    return tuple(DTYPES)
+
+
+def _check_choice(config: pytest.Config, name: str, what: str,
+                  allowed: Callable[[], Sequence[str]]) -> None:
+    value = get_option(config, name)
+    if value is None:
+        return
+    names = allowed()
+    if value not in names:
+        from mi_assert.errors import suggest
+
+        raise pytest.UsageError(
+            f"mi-assert: {_option_source(config, name)} {value!r} is not a known {what}; "
+            f"allowed: {', '.join(names)}.{suggest(str(value), names)}")
+
+
+def _check_device(config: pytest.Config) -> None:
+    value = get_option(config, "mi_device")
+    if value is None or value in ("auto", "cpu"):
+        return
+    import torch
+
+    from mi_assert.errors import suggest
+
+    source = _option_source(config, "mi_device")
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError) as exc:
+        raise pytest.UsageError(
+            f"mi-assert: {source} {value!r} is not a device; allowed: {_DEVICE_FORM}."
+            f"{suggest(str(value), ('auto', 'cpu', 'cuda'))}") from exc
+    if device.type != "cuda":  # mps, xpu, ...: torch checks them when the model is placed
+        return
+    n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if n_gpus == 0:
+        raise pytest.UsageError(
+            f"mi-assert: {source} {value!r} asks for CUDA, but CUDA is not available here; "
+            "use auto or cpu")
+    if device.index is not None and device.index >= n_gpus:
+        raise pytest.UsageError(
+            f"mi-assert: {source} {value!r}: this host has {n_gpus} GPU(s); allowed: auto, cpu, "
+            f"cuda, cuda:0 .. cuda:{n_gpus - 1}")
+
+
+def parse_seeds(value: Any, source: str = "--mi-seeds") -> list[int]:
+    """Seeds from a comma-separated string or a sequence of integers.
+
+    Anything else is a :class:`pytest.UsageError` naming ``source``, the value and the allowed
+    form: no seeds would skip every ``mi_seed`` test, and a dropped or repeated seed would
+    quietly change how many draws a claim rests on.
+    """
+    items = list(value) if isinstance(value, (list, tuple)) else str(value).split(",")
+    seeds = [_seed(item) for item in items]
+    problem = _seeds_problem(items, seeds)
+    if problem is not None:
+        raise pytest.UsageError(
+            f"mi-assert: {source} must be {_SEEDS_FORM}; got {value!r} ({problem})")
+    return [seed for seed in seeds if seed is not None]
+
+
+def _seed(item: Any) -> int | None:
+    """``item`` as a seed; None when it is not a non-negative integer."""
+    if isinstance(item, bool):
+        return None
+    if isinstance(item, int):
+        return item if item >= 0 else None
+    text = str(item).strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _seeds_problem(items: list[Any], seeds: list[int | None]) -> str | None:
+    if not any(str(item).strip() for item in items):
+        return "no seeds"
+    for item, seed in zip(items, seeds, strict=True):
+        if seed is None:
+            return "an empty entry" if not str(item).strip() else f"{item!r} is not a non-negative integer"
+    known = [seed for seed in seeds if seed is not None]
+    repeated = sorted({seed for seed in known if known.count(seed) > 1})
+    if repeated:
+        return f"{', '.join(map(str, repeated))} repeated"
+    return None
+
+
 # ----- parametrization ---------------------------------------------------------------------
 
-def parse_seeds(value: Any) -> list[int]:
-    if isinstance(value, (list, tuple)):
-        return [int(v) for v in value]
-    try:
-        return [int(s) for s in str(value).replace(" ", "").split(",") if s != ""]
-    except ValueError as exc:
-        raise pytest.UsageError(f"--mi-seeds must be comma-separated integers, got {value!r}") from exc
+def _marker_seeds(metafunc: pytest.Metafunc, marker: pytest.Mark) -> list[int]:
+    args = marker.args
+    value = args[0] if len(args) == 1 and isinstance(args[0], (list, tuple, str)) else list(args)
+    return parse_seeds(value, f"@pytest.mark.mi_seeds on {metafunc.definition.nodeid}")
 
 
 def _checkpoint_refs(metafunc: pytest.Metafunc) -> list[Any] | None:
@@ -389,10 +559,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     marker = metafunc.definition.get_closest_marker("mi_seeds")
     if marker is not None:
-        seeds = parse_seeds(list(marker.args[0]) if len(marker.args) == 1 and
-                            isinstance(marker.args[0], (list, tuple)) else list(marker.args))
+        seeds = _marker_seeds(metafunc, marker)
     else:
-        seeds = parse_seeds(get_option(metafunc.config, "mi_seeds"))
+        seeds = metafunc.config.stash[_SEEDS_KEY]
     metafunc.parametrize("mi_seed", seeds, indirect=True, ids=[f"seed{s}" for s in seeds])
 
 
@@ -442,9 +611,11 @@ def _model_request(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]
 def mi_model(request: pytest.FixtureRequest) -> Any:
     """The model handle for this test, loaded once per (spec, backend, device, dtype, kwargs).
 
-    Weights that cannot be found (offline, no local copy) skip the test with the reason.
+    Weights that cannot be found (offline, no local copy) skip the test with the reason
+    (fail it under ``--mi-require-models``).
     Under a checkpoint sweep each checkpoint is one parameter of this fixture.
     """
+    from mi_assert.backends import as_handle
     from mi_assert.errors import ModelUnavailableError
     from mi_assert.loading import load_model
 
@@ -459,7 +630,9 @@ def mi_model(request: pytest.FixtureRequest) -> Any:
 
             emit(f"[mi-assert] loading checkpoint {sweep.label} ({sweep.spec})")
         try:
-            handle: Any = load_model(spec, **kwargs)
+            # declared for models without a tokenizer: as_handle applies them, not the loader
+            declared = {k: kwargs.pop(k) for k in ("bos_token_id", "special_token_ids") if k in kwargs}
+            handle: Any = as_handle(load_model(spec, **kwargs), **declared)
             if remote_opt:
                 from mi_assert.scaleout import remote_value
 
@@ -471,7 +644,8 @@ def mi_model(request: pytest.FixtureRequest) -> Any:
             cache[key] = exc
     value = cache[key]
     if isinstance(value, ModelUnavailableError):
-        pytest.skip(f"model {spec!r} unavailable: {value}")
+        # chained, so that the report hook sees missing weights (and fails under --mi-require-models)
+        raise pytest.skip.Exception(f"model {spec!r} unavailable: {value}") from value
     return value
 
 
@@ -535,6 +709,7 @@ def _fallback_model(item: pytest.Item) -> Any:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
     report: Any = yield
+    _note_missing_weights(item, call, report)
     recorder = session_recorder(item.config)
     recorded = recorder.drain() if recorder is not None else []
     if not recorded:
@@ -565,6 +740,51 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     item.user_properties.extend(
         (_shift_property(name, offset), value) for name, value in props)
     return report
+
+
+def _note_missing_weights(item: pytest.Item, call: pytest.CallInfo[None], report: Any) -> None:
+    """Tag a skip for missing weights with the model/SAE name (``report.mi_missing_weights``,
+    which reaches the xdist controller with the report) and, under ``--mi-require-models``,
+    turn it into a failure with the same reason."""
+    missing = _unavailable_weights(call)
+    if missing is None:
+        return
+    report.mi_missing_weights = _weights_name(missing)
+    if get_option(item.config, "mi_require_models"):
+        assert call.excinfo is not None
+        reason = str(call.excinfo.value)
+        if str(missing) not in reason:
+            reason += f"\n{missing}"
+        report.outcome = "failed"
+        report.longrepr = (f"{reason}\n(--mi-require-models: unavailable weights fail the test "
+                           "instead of skipping it)")
+
+
+def _unavailable_weights(call: pytest.CallInfo[None]) -> BaseException | None:
+    """The ModelUnavailableError behind a skip: pytest.skip raised from it (``mi_model``) or
+    while handling it (``except ModelUnavailableError: pytest.skip(...)`` in a test)."""
+    if call.excinfo is None or not call.excinfo.errisinstance(pytest.skip.Exception):
+        return None
+    from mi_assert.errors import ModelUnavailableError
+
+    cause: BaseException | None = call.excinfo.value
+    seen: set[int] = set()
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ModelUnavailableError):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _weights_name(exc: BaseException) -> str:
+    """The model or SAE a ModelUnavailableError names (its first quoted name, or the
+    release/id of a hub SAE); else the start of the message."""
+    import re
+
+    text = str(exc)
+    found = re.search(r"'([^']+)'", text) or re.search(r"\bSAE (\S+)", text)
+    return found.group(1) if found else text[:40]
 
 
 def _shift_property(name: str, offset: int) -> str:

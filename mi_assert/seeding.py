@@ -10,6 +10,11 @@ def seed_everything(seed: int) -> None:
     import numpy as np
     import torch
 
+    from mi_assert.errors import MiAssertInputError
+
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise MiAssertInputError(f"seed must be a non-negative int; got {seed!r}")
+    seed = int(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

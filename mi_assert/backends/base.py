@@ -9,8 +9,11 @@ gradients) is written once here on top of it.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, cast
 
@@ -23,6 +26,17 @@ from mi_assert.shapes import Activation, Logits, Tokens
 
 #: An edit receives the activation at a hook (canonical shape) and returns its replacement.
 EditFn = Callable[[Tensor], Tensor]
+
+#: Config keys that switch devices, caches or which hooks fire without changing what the model
+#: computes: the identity hash leaves them out, so moving or re-hooking a model keeps its identity.
+RUNTIME_CONFIG_KEYS: frozenset[str] = frozenset({
+    "device", "n_devices", "dtype", "torch_dtype", "seed", "default_prepend_bos",
+    "use_attn_result", "use_split_qkv_input", "use_hook_mlp_in", "use_attn_in", "use_hook_tokens",
+    "transformers_version", "attn_implementation", "use_cache", "output_attentions",
+    "output_hidden_states", "return_dict",
+})
+#: TransformerLens's ``model_name`` for a config built by hand: a placeholder, not a name
+UNNAMED_MODEL_NAMES: frozenset[str] = frozenset({"", "custom"})
 
 
 @dataclass(frozen=True)
@@ -76,10 +90,48 @@ class ModelHandle(ABC):
 
     def __init__(self, model: Any, spec: str | None = None, meta: dict[str, Any] | None = None) -> None:
         self.model = model
-        self.spec = spec or type(model).__name__
-        #: loader facts (zoo name, seed, ``bos_token_id`` override, planted ground truth)
+        self._spec = spec
+        #: loader facts (zoo name, seed, ``bos_token_id`` / ``special_token_ids`` declared for
+        #: models without a tokenizer, planted ground truth)
         self.meta: dict[str, Any] = dict(meta or {})
         self.load_kwargs: dict[str, Any] = {}
+
+    @property
+    def spec(self) -> str:
+        """The model's identity in records, reports and baseline file names.
+
+        Loaders set it (a zoo spec, a local path, a hub name). A model the user passes in is
+        ``custom-<own name>-<hash>`` (``custom-<hash>`` when it has no name): its
+        :meth:`own_name` and :meth:`identity_hash`, so two models never share a baseline file
+        and the same model gives the same identity in every run. Derived on first use.
+        """
+        if self._spec is None:
+            self._spec = custom_spec(self.own_name(), self.identity_hash())
+        return self._spec
+
+    @spec.setter
+    def spec(self, value: str) -> None:
+        self._spec = value
+
+    def own_name(self) -> str | None:
+        """The model's own name or checkpoint path (TL ``cfg.model_name``, HF ``name_or_path``);
+        None when it has none."""
+        return None
+
+    def config_dict(self) -> dict[str, Any]:
+        """The model's config as plain data (backends return their library's config)."""
+        return {"n_layers": self.n_layers, "n_heads": self.n_heads, "d_model": self.d_model,
+                "d_head": self.d_head, "d_vocab": self.d_vocab, "d_vocab_out": self.d_vocab_out,
+                "n_ctx": self.n_ctx, "has_mlp": self.has_mlp}
+
+    def identity_hash(self) -> str:
+        """8 hex digits of sha256 over the config (without :data:`RUNTIME_CONFIG_KEYS` and
+        private ``_`` keys) and the weights' :meth:`checkpoint_hash`, which reads every
+        parameter's and buffer's full bytes on CPU once per handle (no subsampling)."""
+        config = {k: v for k, v in self.config_dict().items()
+                  if not str(k).startswith("_") and k not in RUNTIME_CONFIG_KEYS}
+        text = json.dumps(config, sort_keys=True, default=str)
+        return hashlib.sha256(f"{text}\n{self.checkpoint_hash()}".encode()).hexdigest()[:8]
 
     # ----- shape facts (backends override) -------------------------------------------------
     @property
@@ -105,6 +157,12 @@ class ModelHandle(ABC):
     @property
     @abstractmethod
     def n_ctx(self) -> int: ...
+
+    @property
+    def d_vocab_out(self) -> int:
+        """Size of the output vocabulary (the logits' last axis); models compiled from RASP
+        programs have fewer output than input tokens."""
+        return self.d_vocab
 
     @property
     def has_mlp(self) -> bool:
@@ -139,6 +197,32 @@ class ModelHandle(ABC):
         return getattr(tok, "bos_token_id", None) if tok is not None else None
 
     @property
+    def special_token_ids(self) -> frozenset[int]:
+        """Ids that are never content tokens: BOS, the tokenizer's special ids and the ids
+        declared with ``as_handle(model, special_token_ids=...)`` (PAD, EOS, ...)."""
+        ids = {int(i) for i in self.meta.get("special_token_ids", ())}
+        if self.bos_token_id is not None:
+            ids.add(int(self.bos_token_id))
+        tok = self.tokenizer
+        if tok is not None:
+            ids.update(int(i) for i in getattr(tok, "all_special_ids", []) or [])
+        return frozenset(ids)
+
+    def content_token_ids(self) -> Tensor:
+        """Ids generated prompts and answers may use: valid as input (``< d_vocab``) and as an
+        answer (``< d_vocab_out``), and not in :attr:`special_token_ids`."""
+        n_valid = min(self.d_vocab, self.d_vocab_out)
+        special = self.special_token_ids
+        ids = [i for i in range(n_valid) if i not in special]
+        if not ids:
+            raise MiAssertInputError(
+                f"model {self.spec!r} has no content token ids: ids valid as input and output "
+                f"are 0..{n_valid - 1} (d_vocab={self.d_vocab}, d_vocab_out={self.d_vocab_out}) "
+                f"and all of them are special {sorted(special)}; declare fewer special_token_ids"
+            )
+        return torch.tensor(ids, dtype=torch.long)
+
+    @property
     def torch_module(self) -> torch.nn.Module:
         """The ``torch.nn.Module`` holding the weights (the wrapped model, for wrappers)."""
         return cast(torch.nn.Module, self.model)
@@ -154,6 +238,27 @@ class ModelHandle(ABC):
     @abstractmethod
     def weights(self) -> ModelWeights:
         """Weights in TransformerLens layout (see :class:`ModelWeights`)."""
+
+    def _modules(self) -> list[torch.nn.Module]:
+        """Every ``nn.Module`` that a forward pass runs through (the wrapper and what it wraps:
+        a TransformerBridge does not register its Hugging Face model as a submodule)."""
+        modules: list[torch.nn.Module] = []
+        for root in (self.torch_module, self.model):
+            if isinstance(root, torch.nn.Module) and all(root is not m for m in modules):
+                modules.append(root)
+        return modules
+
+    def _run_eval_mode(
+        self,
+        tokens: Tensor,
+        edits: Mapping[str, Sequence[EditFn]],
+        capture: Iterable[str],
+        keep_graph: bool = False,
+    ) -> tuple[Logits, dict[str, Activation]]:
+        """:meth:`_run` in eval mode: a model left in ``.train()`` would run with dropout and
+        give different evidence for the same inputs and seeds. The user's mode is restored."""
+        with eval_mode(self._modules()):
+            return self._run(tokens, edits, capture, keep_graph)
 
     # ----- the one primitive a backend must provide -----------------------------------------
     @abstractmethod
@@ -201,8 +306,10 @@ class ModelHandle(ABC):
         """
         if isinstance(inputs, str):
             inputs = [inputs]
+        from mi_assert.tokenization import as_token_tensor, encode_prompts
+
         if isinstance(inputs, Tensor):
-            tokens = inputs
+            tokens = as_token_tensor(inputs)
         elif isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], str):
             tok = self.tokenizer
             if tok is None:
@@ -210,20 +317,10 @@ class ModelHandle(ABC):
                     f"model {self.spec!r} has no tokenizer: pass token ids (a LongTensor "
                     "[batch, pos]) instead of strings"
                 )
-            encoded = [tok(s, add_special_tokens=False)["input_ids"] for s in inputs]
-            lengths = {len(e) for e in encoded}
-            if len(lengths) != 1:
-                raise MiAssertInputError(
-                    f"prompts tokenize to different lengths {sorted(lengths)}; mi-assert "
-                    "compares positions across prompts, so every prompt in a batch must have "
-                    "the same number of tokens"
-                )
-            bos = self.bos_token_id
-            if prepend_bos and bos is not None:
-                encoded = [[bos, *e] for e in encoded]
+            encoded = encode_prompts(tok, inputs, self.bos_token_id if prepend_bos else None)
             tokens = torch.tensor(encoded, dtype=torch.long)
         else:
-            tokens = torch.as_tensor(inputs, dtype=torch.long)
+            tokens = as_token_tensor(inputs)
         if tokens.ndim == 1:
             tokens = tokens[None]
         if tokens.ndim != 2:
@@ -250,7 +347,7 @@ class ModelHandle(ABC):
     # ----- derived operations --------------------------------------------------------------
     def forward(self, tokens: Any) -> Logits:
         with torch.no_grad():
-            logits, _ = self._run(self.to_tokens(tokens), {}, ())
+            logits, _ = self._run_eval_mode(self.to_tokens(tokens), {}, ())
         return logits
 
     def run_with_cache(
@@ -259,7 +356,7 @@ class ModelHandle(ABC):
         """Logits and the activations at ``hooks`` (only those are kept)."""
         names = [self.parse_hook(h).name for h in hooks]
         with torch.no_grad():
-            logits, cache = self._run(self.to_tokens(tokens), {}, names)
+            logits, cache = self._run_eval_mode(self.to_tokens(tokens), {}, names)
         if check_nan:
             for name, act in cache.items():
                 if name.endswith("hook_attn_scores"):
@@ -280,7 +377,7 @@ class ModelHandle(ABC):
             edits.setdefault(parsed.name, []).append(_edit_from_intervention(iv, parsed, self))
         names = [self.parse_hook(h).name for h in cache_hooks]
         with torch.no_grad():
-            return self._run(self.to_tokens(tokens), edits, names)
+            return self._run_eval_mode(self.to_tokens(tokens), edits, names)
 
     def run_with_edits(
         self,
@@ -296,9 +393,9 @@ class ModelHandle(ABC):
             normalised[key] = list(fns) if isinstance(fns, (list, tuple)) else [fns]  # type: ignore[list-item]
         names = [self.parse_hook(h).name for h in cache_hooks]
         if keep_graph:
-            return self._run(self.to_tokens(tokens), normalised, names, keep_graph=True)
+            return self._run_eval_mode(self.to_tokens(tokens), normalised, names, keep_graph=True)
         with torch.no_grad():
-            return self._run(self.to_tokens(tokens), normalised, names)
+            return self._run_eval_mode(self.to_tokens(tokens), normalised, names)
 
     def gradients(
         self, tokens: Any, hooks: Iterable[str], metric: Callable[[Tensor], Tensor]
@@ -306,7 +403,7 @@ class ModelHandle(ABC):
         """Logits, activations and d(sum of metric)/d(activation) at ``hooks``."""
         names = [self.parse_hook(h).name for h in hooks]
         with torch.enable_grad():
-            logits, acts = self._run(self.to_tokens(tokens), {}, names, keep_graph=True)
+            logits, acts = self._run_eval_mode(self.to_tokens(tokens), {}, names, keep_graph=True)
             value = metric(logits)
             grads = torch.autograd.grad(value.sum(), [acts[n] for n in names], allow_unused=True)
         out_grads = {
@@ -407,6 +504,11 @@ class TLConfigShapes:
         return int(self.cfg.n_ctx)
 
     @property
+    def d_vocab_out(self) -> int:
+        out = int(getattr(self.cfg, "d_vocab_out", -1) or -1)
+        return out if out > 0 else self.d_vocab
+
+    @property
     def has_mlp(self) -> bool:
         return not bool(getattr(self.cfg, "attn_only", False))
 
@@ -417,6 +519,38 @@ class TLConfigShapes:
     @property
     def parallel_attn_mlp(self) -> bool:
         return bool(getattr(self.cfg, "parallel_attn_mlp", False))
+
+
+@contextmanager
+def eval_mode(roots: Iterable[torch.nn.Module]) -> Iterator[None]:
+    """Inside the block every submodule of ``roots`` is in eval mode; after it, each module has
+    its own ``training`` flag back (a model may mix modes, e.g. frozen dropout in one block).
+
+    The flags are set directly rather than through ``.eval()``: wrappers override ``train()``
+    to reach modules outside their tree, which ``roots`` already lists.
+    """
+    training = {id(m): m for root in roots for m in root.modules() if m.training}
+    for module in training.values():
+        module.training = False
+    try:
+        yield
+    finally:
+        for module in training.values():
+            module.training = True
+
+
+def custom_spec(name: str | None, digest: str) -> str:
+    """``custom-<name>-<digest>`` with the last component of ``name`` made file-name safe
+    (``custom-<digest>`` when there is no usable name)."""
+    last = (name or "").replace("\\", "/").rstrip("/").split("/")[-1]
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", last).strip("._-")[:40]
+    return f"custom-{slug}-{digest}" if slug and slug not in UNNAMED_MODEL_NAMES else f"custom-{digest}"
+
+
+def config_as_dict(cfg: Any) -> dict[str, Any]:
+    """A library config (TL ``HookedTransformerConfig``, HF ``PretrainedConfig``) as a dict."""
+    to_dict = getattr(cfg, "to_dict", None)
+    return dict(to_dict()) if callable(to_dict) else dict(vars(cfg))
 
 
 def hook_from_edit(fn: EditFn) -> Callable[[Tensor, Any], Tensor]:
@@ -466,7 +600,15 @@ def _edit_from_intervention(iv: Intervention, hook: HookName, handle: ModelHandl
         new = iv.value(sel) if callable(iv.value) else torch.as_tensor(iv.value).to(act.device, act.dtype)
         if iv.mode == "add":
             new = sel + new
-        _assign(out, index, torch.broadcast_to(new, sel.shape))
+        try:
+            new = torch.broadcast_to(new, sel.shape)
+        except RuntimeError:
+            raise MiAssertInputError(
+                f"intervention value for {hook.name!r} has shape {tuple(new.shape)}, which does "
+                f"not broadcast to the selected slice {tuple(sel.shape)} (activation "
+                f"{tuple(act.shape)}, positions={iv.positions}, heads={iv.heads}); give a tensor "
+                "of that slice's shape or one that broadcasts to it") from None
+        _assign(out, index, new)
         return out
 
     return edit

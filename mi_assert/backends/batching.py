@@ -44,7 +44,7 @@ def run_stacked_variants(
             per_hook.setdefault(key, {}).setdefault(v, []).extend(fn_list)
     merged = {name: [_sliced(by_variant, batch)] for name, by_variant in per_hook.items()}
     with torch.no_grad():
-        logits, _ = handle._run(stacked, merged, ())
+        logits, _ = handle._run_eval_mode(stacked, merged, ())
     return logits.reshape(len(variants), batch, *logits.shape[1:])
 
 

@@ -27,6 +27,7 @@ from mi_assert.backends.base import (
     ModelHandle,
     ModelWeights,
     TLConfigShapes,
+    config_as_dict,
     hook_from_edit,
 )
 from mi_assert.errors import UnsupportedModelError
@@ -50,8 +51,7 @@ class BridgeHandle(TLConfigShapes, ModelHandle):
 
     def __init__(self, model: Any, spec: str | None = None, meta: dict[str, Any] | None = None,
                  compatibility_mode: bool = True) -> None:
-        cfg = getattr(model, "cfg", None)
-        super().__init__(model, spec or getattr(cfg, "model_name", None), meta)
+        super().__init__(model, spec, meta)
         if compatibility_mode and not getattr(model, "compatibility_mode", False):
             # legacy hook semantics, weights left as they are (no folding, no centering)
             model.enable_compatibility_mode(disable_warnings=True, no_processing=True)
@@ -111,6 +111,16 @@ class BridgeHandle(TLConfigShapes, ModelHandle):
     @property
     def cfg(self) -> Any:
         return self.model.cfg
+
+    def own_name(self) -> str | None:
+        """The Hugging Face ``name_or_path`` (hub id or checkpoint folder), else TL's name."""
+        hf_config = getattr(self.hf_model, "config", None)
+        return getattr(hf_config, "name_or_path", None) or getattr(self.cfg, "model_name", None)
+
+    def config_dict(self) -> dict[str, Any]:
+        """The Hugging Face config when there is one (as nnsight's handle on the same model)."""
+        hf_config = getattr(self.hf_model, "config", None)
+        return config_as_dict(hf_config if hf_config is not None else self.cfg)
 
     @property
     def tokenizer(self) -> Any | None:

@@ -35,7 +35,13 @@ from mi_assert.backends.architectures import (
     from_canonical,
     to_canonical,
 )
-from mi_assert.backends.base import EditFn, ModelHandle, ModelWeights, tl_has_pos_embed
+from mi_assert.backends.base import (
+    EditFn,
+    ModelHandle,
+    ModelWeights,
+    config_as_dict,
+    tl_has_pos_embed,
+)
 from mi_assert.errors import MiAssertInputError, UnsupportedModelError
 from mi_assert.hooks import HookName
 
@@ -76,10 +82,8 @@ class NNsightHandle(ModelHandle):
         self._arch: Architecture | None = None
         if _is_hooked_transformer(module):
             self._tl_cfg = module.cfg
-            default_spec = getattr(module.cfg, "model_name", None)
         elif hasattr(module, "config") and hasattr(module.config, "model_type"):
             self._arch = architecture_for(module.config, what=f"model {type(module).__name__}")
-            default_spec = getattr(module.config, "name_or_path", None) or type(module).__name__
             _ensure_eager_attention(module)
         else:
             raise UnsupportedModelError(
@@ -88,7 +92,7 @@ class NNsightHandle(ModelHandle):
                 "Hugging Face model of a supported architecture "
                 f"({', '.join(_supported())})"
             )
-        super().__init__(model, spec or default_spec, meta)
+        super().__init__(model, spec, meta)
 
     @classmethod
     def from_hooked_transformer(
@@ -146,6 +150,11 @@ class NNsightHandle(ModelHandle):
         return self._hf("max_position_embeddings", "n_positions", "n_ctx")
 
     @property
+    def d_vocab_out(self) -> int:
+        out = int(getattr(self._tl_cfg, "d_vocab_out", -1) or -1) if self._tl_cfg else -1
+        return out if out > 0 else self.d_vocab
+
+    @property
     def has_mlp(self) -> bool:
         return not bool(self._tl_cfg.attn_only) if self._tl_cfg else True
 
@@ -172,6 +181,14 @@ class NNsightHandle(ModelHandle):
     def torch_module(self) -> torch.nn.Module:
         """The wrapped module (parameter names as its own library spells them)."""
         return self.module
+
+    def own_name(self) -> str | None:
+        if self._tl_cfg is not None:
+            return getattr(self._tl_cfg, "model_name", None)
+        return getattr(self.module.config, "name_or_path", None)
+
+    def config_dict(self) -> dict[str, Any]:
+        return config_as_dict(self._tl_cfg if self._tl_cfg is not None else self.module.config)
 
     def weights(self) -> ModelWeights:
         if self._tl_cfg is not None:

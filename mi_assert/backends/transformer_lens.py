@@ -12,6 +12,7 @@ from mi_assert.backends.base import (
     ModelHandle,
     ModelWeights,
     TLConfigShapes,
+    config_as_dict,
     hook_from_edit,
 )
 
@@ -20,11 +21,17 @@ class TransformerLensHandle(TLConfigShapes, ModelHandle):
     backend = "transformer_lens"
 
     def __init__(self, model: Any, spec: str | None = None, meta: dict[str, Any] | None = None) -> None:
-        super().__init__(model, spec or getattr(model.cfg, "model_name", None), meta)
+        super().__init__(model, spec, meta)
 
     @property
     def cfg(self) -> Any:
         return self.model.cfg
+
+    def own_name(self) -> str | None:
+        return getattr(self.cfg, "model_name", None)
+
+    def config_dict(self) -> dict[str, Any]:
+        return config_as_dict(self.cfg)
 
     @property
     def tokenizer(self) -> Any | None:

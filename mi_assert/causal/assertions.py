@@ -353,6 +353,11 @@ def measure_ablation_effect(
 def _measure_ablation(handle: ModelHandle, comps: Sequence[Component], draws: Sequence[Draw],
                       method: str, reference: Any, noise_scale: float,
                       positions: Sequence[int] | int | None) -> AblationMeasurement:
+    if (isinstance(noise_scale, bool) or not isinstance(noise_scale, (int, float, np.number))
+            or not np.isfinite(noise_scale) or noise_scale <= 0):
+        raise MiAssertInputError(
+            f"noise_scale must be a positive number (the noise std in units of the "
+            f"activation's std); got {noise_scale!r}")
     pos_list: list[int] | None = None
     # mean and zero ablations are not seeded: draws sharing one PromptSet share one measurement
     measured: dict[int, tuple[np.ndarray, np.ndarray]] = {}

@@ -101,7 +101,7 @@ def prompt_draws(
             ps = make_split(handle, source, seed, **dict(prompt_kwargs or {})).heldout
             if need_corrupted and ps.corrupted is None:
                 raise MiAssertInputError(f"generator {source!r} gave no corrupted prompts; patching needs pairs")
-            draws.append(Draw(seed, ps, metric_for_prompts(metric, ps), source))
+            draws.append(Draw(seed, ps, metric_for_prompts(metric, ps, model=handle), source))
         return draws
     if prompt_kwargs:
         raise MiAssertInputError("prompt_kwargs only apply with prompts=NAME of a generator")
@@ -119,7 +119,7 @@ def prompt_draws(
         ps = PromptSet(clean_t, corr_t, meta={"kind": "explicit"})
     if need_corrupted and ps.corrupted is None:
         raise MiAssertInputError("corrupted prompts are required: pass corrupted= aligned with clean")
-    resolved = metric_for_prompts(metric, ps)
+    resolved = metric_for_prompts(metric, ps, model=handle)
     return [Draw(seed, ps, resolved, "explicit") for seed in seed_list]
 
 

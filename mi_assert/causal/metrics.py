@@ -9,12 +9,17 @@ Every metric here follows the shared metric protocol (``docs/causal.md``):
   logits already taken at that position, so fast paths may unembed one position only.
 
 Metric objects hold per-prompt answer ids (shape ``[batch]``); when a sweep stacks V patched
-variants of a batch of B prompts it calls the metric on each ``[B, ...]`` slice.
+variants of a batch of B prompts it calls the metric on each ``[B, ...]`` slice. Answers may
+also be strings (``logit_diff(" Mary", " John")``, or one string per prompt): each must be
+exactly one token of the model's tokenizer, as given (GPT-2-style tokenizers mark a leading
+space). Strings become ids when the metric meets its model: claims and sweeps bind it
+(:func:`bind_metric`), or call ``metric.bind(model)`` yourself.
 Sweeps report TransformerLens units: the mean over prompts of the metric.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -22,14 +27,25 @@ from torch import Tensor
 
 from mi_assert.errors import MiAssertInputError
 from mi_assert.shapes import MetricFn
+from mi_assert.tokenization import not_single_tokens_message, single_token_problems
 
 METRIC_NAMES: tuple[str, ...] = ("logit_diff", "logprob", "prob")
 
 
+#: answers as given: token ids (``[batch]`` or one id for all), one string for all prompts, or
+#: one string per prompt (a tuple) still to be tokenized
+Answers = Tensor | str | tuple[str, ...]
+
+
 class Metric:
-    """Base class: subclasses implement :meth:`at_position`."""
+    """Base class: subclasses implement :meth:`at_position`.
+
+    ``answer_fields`` names the attributes holding :data:`Answers`; :meth:`bind` turns the
+    strings among them into token ids.
+    """
 
     name: str = "metric"
+    answer_fields: tuple[str, ...] = ()
 
     def __init__(self, position: int | Tensor = -1) -> None:
         if isinstance(position, Tensor):
@@ -48,6 +64,48 @@ class Metric:
 
     def at_position(self, logits_at_pos: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def answer_strings(self) -> dict[str, str | tuple[str, ...]]:
+        """The answer fields still holding strings (empty once bound, or when given ids)."""
+        return {f: v for f in self.answer_fields if isinstance(v := getattr(self, f), (str, tuple))}
+
+    def bind(self, model: Any) -> Metric:
+        """This metric with its answer strings turned into ``model``'s token ids (``self`` when
+        it holds no strings). ``model``: a handle or any model with a ``tokenizer``."""
+        pending = self.answer_strings()
+        if not pending:
+            return self
+        tokenizer = getattr(model, "tokenizer", None)
+        if tokenizer is None:
+            spec = getattr(model, "spec", type(model).__name__)
+            raise MiAssertInputError(
+                f"{self.name}: answers {_quoted(pending)} are strings, but model {spec!r} has no "
+                "tokenizer to turn them into token ids; pass token ids (an int, a list of ints or "
+                "a LongTensor [batch])"
+            )
+        bound = copy.copy(self)
+        problems: list[str] = []
+        for field, strings in pending.items():
+            words = (strings,) if isinstance(strings, str) else strings
+            ids, bad = single_token_problems(tokenizer, words)
+            problems += [f"{field} {p}" for p in bad]
+            if not bad:
+                setattr(bound, field, torch.tensor(ids[0] if isinstance(strings, str) else ids))
+        if problems:  # every field's bad answers in one message
+            raise MiAssertInputError(not_single_tokens_message(self.name, problems))
+        return bound
+
+    def answer_ids(self, field: str) -> Tensor:
+        """The token ids in answer field ``field``; strings not yet bound are refused."""
+        value = getattr(self, field)
+        if not isinstance(value, Tensor):
+            raise MiAssertInputError(
+                f"{self.name}: {field} holds answer strings {_quoted({field: value})}, which become "
+                "token ids only with a model's tokenizer. Use the metric in a claim or sweep with "
+                "its model (the metric is bound there), call metric.bind(model) first, or pass "
+                "token ids"
+            )
+        return value
 
     def select(self, logits: Tensor) -> Tensor:
         """Logits ``[batch, pos, d_vocab]`` → ``[batch, d_vocab]`` at this metric's position."""
@@ -84,12 +142,36 @@ class Metric:
         return f"<{self.describe()}>"
 
 
+def _quoted(pending: dict[str, Any]) -> str:
+    words = [w for v in pending.values() for w in ((v,) if isinstance(v, str) else v)]
+    return ", ".join(repr(w) for w in words)
+
+
+_IDS_ALLOWED = ("an int, a list of ints, an integer tensor [batch], or answer strings (one for "
+                "all prompts or one per prompt)")
+
+
+def _answers(name: str, value: Any) -> Answers:
+    """Answers as given: strings stay strings (until :meth:`Metric.bind`), ids become a tensor."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) and any(isinstance(v, str) for v in value):
+        if not all(isinstance(v, str) for v in value):
+            raise MiAssertInputError(f"{name} mixes strings and ids ({value!r}); give {_IDS_ALLOWED}")
+        return tuple(value)
+    return _ids(name, value)
+
+
 def _ids(name: str, ids: Any) -> Tensor:
-    t = torch.as_tensor(ids)
-    if t.is_floating_point() or t.ndim > 1:
+    try:
+        t = torch.as_tensor(ids)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise MiAssertInputError(f"{name} must be {_IDS_ALLOWED}; got {type(ids).__name__} {ids!r}") from exc
+    if t.ndim == 1 and t.numel() == 0:
+        raise MiAssertInputError(f"{name} is empty; give {_IDS_ALLOWED}")
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool or t.ndim > 1:
         raise MiAssertInputError(
-            f"{name} must be token ids: an int or an integer tensor [batch]; got shape "
-            f"{tuple(t.shape)} dtype {t.dtype}"
+            f"{name} must be token ids: {_IDS_ALLOWED}; got shape {tuple(t.shape)} dtype {t.dtype}"
         )
     return t.long()
 
@@ -112,28 +194,32 @@ class LogitDiff(Metric):
     """``logit[correct] - logit[wrong]`` at ``position``."""
 
     name = "logit_diff"
+    answer_fields = ("correct_ids", "wrong_ids")
 
     def __init__(self, correct_ids: Any, wrong_ids: Any, position: int | Tensor = -1) -> None:
         super().__init__(position)
-        self.correct_ids = _ids("correct_ids", correct_ids)
-        self.wrong_ids = _ids("wrong_ids", wrong_ids)
+        self.correct_ids: Answers = _answers("correct_ids", correct_ids)
+        self.wrong_ids: Answers = _answers("wrong_ids", wrong_ids)
 
     def at_position(self, logits_at_pos: Tensor) -> Tensor:
         lp = logits_at_pos.float()
-        return _gather(lp, self.correct_ids, "correct_ids") - _gather(lp, self.wrong_ids, "wrong_ids")
+        correct, wrong = self.answer_ids("correct_ids"), self.answer_ids("wrong_ids")
+        return _gather(lp, correct, "correct_ids") - _gather(lp, wrong, "wrong_ids")
 
 
 class LogProb(Metric):
     """``log softmax(logits)[token]`` at ``position``."""
 
     name = "logprob"
+    answer_fields = ("token_ids",)
 
     def __init__(self, token_ids: Any, position: int | Tensor = -1) -> None:
         super().__init__(position)
-        self.token_ids = _ids("token_ids", token_ids)
+        self.token_ids: Answers = _answers("token_ids", token_ids)
 
     def at_position(self, logits_at_pos: Tensor) -> Tensor:
-        return _gather(torch.log_softmax(logits_at_pos.float(), dim=-1), self.token_ids, "token_ids")
+        ids = self.answer_ids("token_ids")
+        return _gather(torch.log_softmax(logits_at_pos.float(), dim=-1), ids, "token_ids")
 
 
 class Prob(LogProb):
@@ -172,7 +258,10 @@ class KLToClean(Metric):
 
 
 def logit_diff(correct_ids: Any, wrong_ids: Any, position: int | Tensor = -1) -> LogitDiff:
-    """Metric: logit of the correct answer minus the wrong one, one value per prompt."""
+    """Metric: logit of the correct answer minus the wrong one, one value per prompt.
+
+    Answers: token ids, or single-token strings (``logit_diff(" Mary", " John")``) bound to the
+    model's tokenizer when the metric is used with a model."""
     return LogitDiff(correct_ids, wrong_ids, position)
 
 
@@ -197,11 +286,39 @@ def metric_name(metric: Any) -> str:
     return getattr(metric, "__name__", type(metric).__name__)
 
 
-def metric_for_prompts(metric: Any, prompts: Any, position: int = -1) -> MetricFn:
-    """Resolve ``metric``: a callable passes through; a name in :data:`METRIC_NAMES` is built
-    from the prompt set's ``correct``/``wrong`` ids (``logprob``/``prob`` read ``correct``)."""
-    if callable(metric):
+class CheckedMetric:
+    """A user's metric callable whose every result is checked like :func:`evaluate_metric`
+    (a float Tensor with one finite value per prompt), on every path that calls it: the fast
+    sweep kernels call a metric directly, so a check at the call sites alone would miss them."""
+
+    def __init__(self, fn: MetricFn) -> None:
+        self.fn = fn
+        self.__name__ = metric_name(fn)
+
+    def __call__(self, logits: Tensor) -> Tensor:
+        return evaluate_metric(self.fn, logits)
+
+    def __repr__(self) -> str:
+        return f"<checked metric {self.__name__}>"
+
+
+def bind_metric(metric: Any, model: Any) -> Any:
+    """``metric`` ready for ``model``: a :class:`Metric`'s answer strings become the model's
+    token ids; any other callable is wrapped in a :class:`CheckedMetric`. Without a model the
+    metric is returned unchanged."""
+    if model is None or isinstance(metric, CheckedMetric):
         return metric
+    if isinstance(metric, Metric):
+        return metric.bind(model)
+    return CheckedMetric(metric) if callable(metric) else metric
+
+
+def metric_for_prompts(metric: Any, prompts: Any, position: int = -1, model: Any = None) -> MetricFn:
+    """Resolve ``metric``: a callable passes through (bound to ``model`` when given, see
+    :func:`bind_metric`); a name in :data:`METRIC_NAMES` is built from the prompt set's
+    ``correct``/``wrong`` ids (``logprob``/``prob`` read ``correct``)."""
+    if callable(metric):
+        return bind_metric(metric, model)
     if not isinstance(metric, str) or metric not in METRIC_NAMES:
         raise MiAssertInputError(
             f"metric {metric!r} not understood: pass a callable logits -> Tensor[batch] (e.g. "

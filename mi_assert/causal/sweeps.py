@@ -63,6 +63,7 @@ from mi_assert.errors import MiAssertInputError, suggest
 from mi_assert.loading import resolve_model
 from mi_assert.prompts import check_aligned
 from mi_assert.shapes import SweepValues
+from mi_assert.stats.options import check_count
 
 Site = Literal["head_out", "resid_pre", "resid_mid", "resid_post", "attn_out", "mlp_out",
                "head_q", "head_k", "head_v", "head_pattern"]
@@ -410,6 +411,9 @@ def patching_sweep(
         raise MiAssertInputError(f"engine={engine!r}: allowed {', '.join(ENGINES)}")
     if method not in ("exact", "attribution"):
         raise MiAssertInputError(f"method={method!r}: allowed 'exact' or 'attribution'")
+    if max_batch is not None:
+        check_count(max_batch, "max_batch")
+    check_count(recheck_top_k, "recheck_top_k", minimum=0)
     kind, slot = _check_site(handle, site, positions)
     started = time.perf_counter()
     batch = corrupted_t.shape[0]
@@ -484,4 +488,4 @@ def _resolve_inputs(handle: ModelHandle, clean: Any, corrupted: Any, metric: Any
         raise MiAssertInputError("patching needs corrupted prompts aligned with the clean ones")
     clean_t, corrupted_t = handle.to_tokens(clean), handle.to_tokens(corrupted)
     check_aligned(clean_t, corrupted_t)
-    return clean_t, corrupted_t, metric_for_prompts(metric, prompts)
+    return clean_t, corrupted_t, metric_for_prompts(metric, prompts, model=handle)

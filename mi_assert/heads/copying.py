@@ -8,7 +8,9 @@ top. The per-token sample is the **diagonal percentile**
 
 so a perfect copier has ``p_t = 1`` and a head unrelated to copying, like a random OV circuit of
 the same shapes, has ``E[p_t] = 0.5`` whatever its scale (the statistic is scale-free). The
-bootstrap resamples tokens. Each seed draws its own ``n_tokens`` row tokens (all allowed ids when
+bootstrap resamples tokens. Tokens are the ids valid both as input and as output (below
+``d_vocab`` and ``d_vocab_out``: models compiled from RASP programs have a smaller output
+vocabulary), except special ids. Each seed draws its own ``n_tokens`` row tokens (all of them when
 the vocabulary is small) and, for large vocabularies, ``max_columns`` comparison columns, so
 GPT-2's 50k x 50k circuit is never formed.
 
@@ -30,7 +32,7 @@ import torch
 from torch import Tensor
 
 from mi_assert.backends.base import ModelHandle
-from mi_assert.errors import check_finite
+from mi_assert.errors import MiAssertInputError, check_finite
 from mi_assert.heads.prompts import _derived_seed, allowed_vocab
 
 
@@ -66,11 +68,24 @@ def diagonal_percentile(ov: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
     return (below + 0.5 * ties) / (ov.shape[-1] - 1)
 
 
+def copyable_tokens(handle: ModelHandle) -> Tensor:
+    """Ids a copying score can rank: a token's own logit must exist (``< d_vocab_out``, not
+    only ``< d_vocab``) and be compared with at least one other token's."""
+    allowed = allowed_vocab(handle)
+    if len(allowed) < 2:
+        raise MiAssertInputError(
+            f"copying scores rank a token's own output logit among other tokens'; model "
+            f"{handle.spec!r} has {len(allowed)} non-special id(s) valid as both input and output "
+            f"(d_vocab={handle.d_vocab}, d_vocab_out={handle.d_vocab_out}); need at least 2"
+        )
+    return allowed
+
+
 def copying_draw(handle: ModelHandle, seed: int, n_tokens: int = 256,
                  max_columns: int = 4096) -> CopyingDraw:
     """Diagonal percentiles for every head on one seed's token draw, plus the random baseline."""
     w = handle.weights()
-    allowed = allowed_vocab(handle)
+    allowed = copyable_tokens(handle)
     rows, cols = _draw_tokens(allowed, seed, n_tokens, max_columns)
     dev = w.W_E.device
     E = w.W_E[rows.to(dev)].float()  # [R, d_model]
@@ -91,9 +106,9 @@ def copying_draw(handle: ModelHandle, seed: int, n_tokens: int = 256,
 
 
 def unembed_embed(handle: ModelHandle) -> Tensor:
-    """``W_U W_E`` over the allowed vocabulary (BOS and special ids excluded), float64."""
+    """``W_U W_E`` over the ids valid as input and output (BOS and special ids excluded), float64."""
     w = handle.weights()
-    allowed = allowed_vocab(handle).to(w.W_E.device)
+    allowed = copyable_tokens(handle).to(w.W_E.device)
     return (w.W_U[:, allowed].double() @ w.W_E[allowed].double()).cpu()
 
 

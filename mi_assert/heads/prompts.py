@@ -9,8 +9,9 @@ ids) and its own tokens from a seed derived from ``(seed, repeat_len)``.
 * ``split="heldout"`` draws from ``seed + HELDOUT_OFFSET`` (what every assertion uses), so a
   head picked on fit prompts is confirmed on prompts and vocabularies discovery never saw.
 
-Allowed ids exclude BOS and the tokenizer's special ids (models without a tokenizer: every id
-except BOS).
+Allowed ids are those valid as input and as output (below ``d_vocab`` and ``d_vocab_out``),
+except BOS, the tokenizer's special ids and those declared with ``as_handle(model,
+special_token_ids=...)``.
 """
 
 from __future__ import annotations
@@ -44,17 +45,9 @@ class PromptRow:
 
 
 def allowed_vocab(handle: ModelHandle) -> Tensor:
-    """Token ids random prompts may use: every id except BOS and special tokens."""
-    excluded: set[int] = set()
-    if handle.bos_token_id is not None:
-        excluded.add(int(handle.bos_token_id))
-    tok = handle.tokenizer
-    if tok is not None:
-        excluded.update(int(i) for i in getattr(tok, "all_special_ids", []) or [])
-    ids = [i for i in range(handle.d_vocab) if i not in excluded]
-    if not ids:
-        raise MiAssertInputError(f"model {handle.spec!r} has no non-special token ids to draw prompts from")
-    return torch.tensor(ids, dtype=torch.long)
+    """Token ids random prompts may use: :meth:`ModelHandle.content_token_ids` (valid as input
+    and output, not BOS or another special id)."""
+    return handle.content_token_ids()
 
 
 def fit_repeat_lens(

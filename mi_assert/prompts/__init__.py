@@ -94,12 +94,25 @@ def repeated_tokens(
     """
     if repeat_len < 1 or n_prompts < 1:
         raise MiAssertInputError(f"need repeat_len >= 1 and n_prompts >= 1; got {repeat_len}, {n_prompts}")
+    if isinstance(n_repeats, bool) or not isinstance(n_repeats, int) or n_repeats < 1:
+        raise MiAssertInputError(f"n_repeats must be an int >= 1 (2: r + r); got {n_repeats!r}")
     gen = torch.Generator().manual_seed(int(seed))
     if vocab is None:
         vocab = torch.tensor([t for t in range(d_vocab) if t != bos_token_id], dtype=torch.long)
+    _check_vocab(vocab)
     idx = torch.randint(0, len(vocab), (n_prompts, repeat_len), generator=gen)
     seq = vocab[idx]
     parts = [seq] * n_repeats
     if bos_token_id is not None:
         parts = [torch.full((n_prompts, 1), bos_token_id, dtype=torch.long), *parts]
     return torch.cat(parts, dim=1)
+
+
+def _check_vocab(vocab: Tensor) -> None:
+    """The ids random prompts draw from: a non-empty 1-D integer tensor."""
+    if not isinstance(vocab, Tensor) or vocab.ndim != 1 or vocab.is_floating_point() or vocab.numel() == 0:
+        shape = tuple(vocab.shape) if isinstance(vocab, Tensor) else type(vocab).__name__
+        raise MiAssertInputError(
+            f"vocab must be a non-empty 1-D integer tensor of token ids to draw from; got {shape}"
+            " (with d_vocab and no vocab, every id except BOS is drawn)"
+        )

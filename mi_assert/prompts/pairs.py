@@ -3,7 +3,8 @@
 Registered generators (use with ``make_split(model, NAME, seed)`` or ``prompts=NAME``):
 
 ``induction_pairs`` (token ids; works on any model, tokenizer or not)
-    clean: ``[BOS] r_0 .. r_{L-1} r_0 .. r_{m-1}`` with distinct random tokens ``r``. At the
+    Tokens are drawn from ``handle.content_token_ids()``: ids valid as input and as an answer
+    (below ``d_vocab`` and ``d_vocab_out``), never BOS or another special id. clean: ``[BOS] r_0 .. r_{L-1} r_0 .. r_{m-1}`` with distinct random tokens ``r``. At the
     last position (token ``x = r_{m-1}``) induction predicts ``r_m``, the token after the
     earlier copy of ``x``. The corrupted prompt is aligned token by token and differs only in
     the first half, so that induction predicts a different token there:
@@ -60,13 +61,15 @@ def induction_pairs(
         raise MiAssertInputError(f"n_prompts must be an int >= 2; got {n_prompts!r}")
     gen = torch.Generator().manual_seed(int(seed))
     bos = handle.bos_token_id
-    vocab = torch.tensor([t for t in range(handle.d_vocab) if t != bos], dtype=torch.long)
+    vocab = handle.content_token_ids()  # answers are prompt tokens: valid as input and output
     n_special = 0 if bos is None else 1
     max_len = min(20, len(vocab) - 1, (handle.n_ctx - n_special) * 2 // 3)
     if max_len < 6:
         raise MiAssertInputError(
-            f"model {handle.spec!r} (d_vocab {handle.d_vocab}, n_ctx {handle.n_ctx}) is too small "
-            "for induction pairs: need at least 7 distinct tokens and 10 positions"
+            f"model {handle.spec!r} ({len(vocab)} content token ids: d_vocab {handle.d_vocab}, "
+            f"d_vocab_out {handle.d_vocab_out}, special ids {sorted(handle.special_token_ids)}; "
+            f"n_ctx {handle.n_ctx}) is too small for induction pairs: need at least 7 distinct "
+            "content tokens and 10 positions"
         )
     if repeat_len is None:
         repeat_len = int(torch.randint(8 if max_len >= 8 else 6, max_len + 1, (1,), generator=gen))

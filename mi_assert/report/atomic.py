@@ -1,5 +1,8 @@
 """Atomic file writes: a killed run leaves either the old file or the new one, never half.
 
+A write that fails (a full disk, a folder that became read-only) raises the ``OSError`` and
+leaves the old file as it was; the temp file is removed.
+
 The temp file lives in the target's own directory so ``os.replace`` is a same-filesystem
 rename (atomic on POSIX and Windows).
 """
@@ -9,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import TextIO
 
 from mi_assert.errors import MiAssertInputError
 
@@ -18,12 +22,10 @@ def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> P
     target = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        # mkstemp makes 0600 files; give the file the mode a plain open() would
-        os.chmod(tmp, _existing_mode(target))
         with os.fdopen(fd, "w", encoding=encoding) as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+            # mkstemp makes 0600 files; give the file the mode a plain open() would
+            os.chmod(tmp, _existing_mode(target))
+            _write_synced(fh, text)
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -32,6 +34,13 @@ def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> P
             pass
         raise
     return target
+
+
+def _write_synced(fh: TextIO, text: str) -> None:
+    """Write ``text`` and wait until it is on disk (where a full disk shows up, as OSError)."""
+    fh.write(text)
+    fh.flush()
+    os.fsync(fh.fileno())
 
 
 def _existing_mode(target: Path) -> int:

@@ -1,7 +1,10 @@
 """Baselines: the evidence of a run saved as JSON, one file per model/checkpoint.
 
 Layout: ``<baseline dir>/<NAME>/<model slug>.json`` where the baseline dir defaults to
-``.mi_baselines/`` in the pytest rootdir (commit it next to the suites). Each file holds the
+``.mi_baselines/`` in the pytest rootdir (commit it next to the suites). The slug comes from the
+model's spec: a zoo spec or hub name, a path's folder, or for a model passed in as an object its
+identity ``custom-<own name>-<hash>`` (:attr:`mi_assert.backends.base.ModelHandle.spec`), so
+two such models never write the same file. Each file holds the
 model's description (spec, checkpoint hash, backend) and slim records (no figures, no
 per-seed rows); a composite claim's record keeps every member (``members``, each with its own
 numbers), so a comparison sees a member that moved even when the headline did not. Saving

@@ -60,3 +60,25 @@ def junit_properties(records: Iterable[Mapping[str, Any]]) -> list[tuple[str, st
         if rec.get("checkpoint"):
             props.append((f"mi.{k}.checkpoint", str(rec["checkpoint"].get("label"))))
     return props
+
+
+#: the phases of an ordinary test report; pytest-xdist reports a crashed worker's test as
+#: failed in phase "???"
+_TEST_PHASES = ("setup", "call", "teardown")
+
+
+def crash_entry(report: Any) -> dict[str, Any] | None:
+    """The report entry of a test whose process died while running it, else None.
+
+    pytest-xdist reports such a test (its worker killed by a signal, out of memory, a segfault)
+    as failed with the message ``worker 'gw0' crashed while running '<node id>'``; the claims
+    that test had recorded died with the worker, so the report lists the test on its own.
+    """
+    if not getattr(report, "failed", False) or getattr(report, "when", None) in _TEST_PHASES:
+        return None
+    message = str(getattr(report, "longrepr", "") or "")
+    if "crashed" not in message:
+        return None
+    gateway = getattr(getattr(report, "node", None), "gateway", None)
+    return {"nodeid": str(report.nodeid), "worker": getattr(gateway, "id", None),
+            "outcome": "crashed", "message": message}

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mi_assert.causal.metrics import bind_metric
 from mi_assert.errors import MiAssertInputError, check_finite
 from mi_assert.loading import resolve_model
 from mi_assert.sae import metrics as M
@@ -219,7 +220,9 @@ def measure_sae_reconstruction(
     Give a model and ``tokens`` (a ``[batch, pos]`` tensor, strings if the model has a
     tokenizer, or a callable ``seed -> tokens``), or ``activations`` without a model (``[n, d_in]``:
     each row its own prompt, or ``[batch, pos, d_in]``; or a callable ``seed ->`` those).
-    ``with_ce`` (default: when a model is given) splices the SAE in to measure the CE losses.
+    Per-head activations (``attn.hook_z``: ``[n, n_heads, d_head]`` or ``[batch, pos, n_heads,
+    d_head]``) are flattened head-major for an SAE with ``d_in = n_heads * d_head``, as SAELens
+    z SAEs read them. ``with_ce`` (default: when a model is given) splices the SAE in to measure the CE losses.
     Fixed tokens or activations are measured once and serve every seed (seeds then differ only
     in the bootstrap); a callable is measured per seed.
     """
@@ -253,6 +256,9 @@ def measure_sae_reconstruction(
                                            exclude_bos=exclude_bos, ce_positions=positions)
             return _prompt_data(stats, ce, prompt_ids(toks))
         acts = _check_activations(activations(seed) if callable(activations) else activations)
+        # per-head activations ([n, head, d_head]) become rows of d_in first, so their head
+        # dimension is never read as token positions
+        acts = M.as_sae_input(sae, acts)
         feats, recon = M.sae_forward(sae, acts)
         return _prompt_data(M.reconstruction_samples(acts, feats, recon), None, None)
 
@@ -708,6 +714,7 @@ def check_feature_steering(
     if not callable(metric):
         raise MiAssertInputError("metric must be a callable logits [batch, pos, d_vocab] -> [batch]")
     handle = resolve_model(model)
+    metric = bind_metric(metric, handle)
     hook_name = _check_hook(handle, sae, hook)
     toks = handle.to_tokens(prompts)
     direction = sae.W_dec[feature].detach()

@@ -101,17 +101,47 @@ def describe_sae(sae: Any, hook: str | None = None) -> dict[str, Any]:
 
 
 def _flatten_to_d_in(sae: Any, acts: Tensor, what: str) -> tuple[Tensor, bool]:
-    """``acts`` as ``[..., d_in]``; per-head activations ``[..., head, d_head]`` are flattened."""
+    """``acts`` as ``[..., d_in]``, and whether per-head dimensions were flattened.
+
+    Per-head activations ``[..., n_heads, d_head]`` (``attn.hook_z``, ``hook_q``/``k``/``v``)
+    become ``[..., n_heads * d_head]`` head-major, SAELens's convention for z SAEs (its
+    ``reshape_fn_in``: ``"... n_heads d_head -> ... (n_heads d_head)"``).
+    """
     d_in = int(sae.cfg.d_in)
     if acts.shape[-1] == d_in:
+        if acts.ndim >= 4:  # [batch, pos, head, d_head]: the SAE would read each head alone
+            _refuse_per_head_sae(sae, acts, what)
         return acts, False
     if acts.ndim >= 2 and acts.shape[-1] * acts.shape[-2] == d_in:
         return acts.flatten(-2, -1), True
+    n_heads, width = acts.shape[-2], acts.shape[-1]
+    expected = (f"d_in = n_heads * d_head = {n_heads * width} ({n_heads} heads x {width}, "
+                "flattened head-major as SAELens z SAEs read them)" if acts.ndim >= 4 else f"d_in={width}")
     raise MiAssertInputError(
-        f"{what} has width {acts.shape[-1]} (shape {tuple(acts.shape)}) but the SAE's d_in is "
-        f"{d_in}: the SAE was trained on another hook or model. Pass the hook it was trained on "
-        "(sae.cfg.metadata.hook_name) and the matching model"
+        f"{what} has width {width} (shape {tuple(acts.shape)}) but the SAE's d_in is {d_in}; an "
+        f"SAE for these activations needs {expected}. The SAE was trained on another hook or "
+        "model: pass the hook it was trained on (sae.cfg.metadata.hook_name) and the matching model"
     )
+
+
+def _refuse_per_head_sae(sae: Any, acts: Tensor, what: str) -> None:
+    meta = getattr(sae.cfg, "metadata", None)
+    head = getattr(meta, "hook_head_index", None) if meta is not None else None
+    n_heads, d_head = acts.shape[-2], acts.shape[-1]
+    which = f"one head (metadata.hook_head_index={head})" if head is not None else "one head's width"
+    raise MiAssertInputError(
+        f"{what} is per-head (shape {tuple(acts.shape)}: {n_heads} heads x d_head {d_head}) and "
+        f"the SAE's d_in={d_head} reads {which}. SAEs on per-head hooks must read all heads "
+        f"flattened (d_in = n_heads * d_head = {n_heads * d_head}, SAELens's hook_z convention); "
+        "single-head SAEs are not supported"
+    )
+
+
+def as_sae_input(sae: Any, acts: Tensor, what: str = "activations") -> Tensor:
+    """``acts`` with per-head dimensions flattened to the SAE's ``d_in`` (see
+    :func:`_flatten_to_d_in`): ``[n, n_heads, d_head]`` -> ``[n, d_in]``, ``[batch, pos,
+    n_heads, d_head]`` -> ``[batch, pos, d_in]``; activations already of width d_in unchanged."""
+    return _flatten_to_d_in(sae, acts, what)[0]
 
 
 @torch.no_grad()

@@ -10,6 +10,7 @@ settings. ``python -m mi_assert.sae train NAME`` (or ``all``) trains it with
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -131,6 +132,7 @@ def load_sae(name_or_path: str | Path, device: str | torch.device = "cpu",
 
     dev = str(device)
     spec = str(name_or_path)
+    _check_dtype(dtype)
     if spec in RECIPES:
         folder = SAE_ROOT / spec
         if not (folder / "cfg.json").exists():
@@ -166,6 +168,15 @@ def load_sae(name_or_path: str | Path, device: str | torch.device = "cpu",
             )
         release, sae_id = spec.split("/", 1)
     return _load_hub(release, sae_id, dev, dtype)
+
+
+#: the dtypes SAELens loads SAEs in (``load_sae(dtype=...)``)
+SAE_DTYPES: tuple[str, ...] = ("float32", "float64", "float16", "bfloat16")
+
+
+def _check_dtype(dtype: str | None) -> None:
+    if dtype is not None and str(dtype).removeprefix("torch.") not in SAE_DTYPES:
+        raise MiAssertInputError(f"dtype {dtype!r} unknown for an SAE; allowed: {', '.join(SAE_DTYPES)}")
 
 
 def _load_hub(release: str, sae_id: str, device: str, dtype: str | None) -> Any:
@@ -230,6 +241,8 @@ def model_activation_batches(handle: Any, hook: str, batch_size: int, seed: int,
             draw += 1
             acts = hook_activations(handle, tokens, hook)
             flat = acts[bos_mask(handle, tokens).to(acts.device)].detach().float().cpu()
+            # per-head hooks: [token, head, d_head] -> [token, head * d_head], SAELens's layout
+            flat = flat.flatten(1)
             buffer.append(flat)
             have += flat.shape[0]
         pool = torch.cat(buffer)
@@ -258,9 +271,11 @@ def train(name: str, out_root: Path | None = None, steps: int | None = None,
         from mi_assert.loading import load_model
 
         handle = load_model(recipe.source, device="cpu")
-        d_in = handle.d_model
         batches = model_activation_batches(handle, recipe.hook, recipe.batch_size, recipe.seed,
                                            recipe.prompt_kw)
+        first = next(batches)
+        d_in = int(first.shape[-1])  # d_model, d_mlp or n_heads * d_head, whatever the hook holds
+        batches = itertools.chain([first], batches)
         model_name = recipe.source
     sae = _training_sae(recipe, d_in, model_name)
     cfg = SAETrainerConfig(

@@ -116,6 +116,20 @@ def case_splice_edit() -> Any:
             "nan": raised(lambda: edit(clean * float("nan")))}
 
 
+def _dead_sources(fired: np.ndarray, units: list[int]) -> dict[str, Any]:
+    """The bound's data identity: equal data equal, any change (latents, prompts, ids) new."""
+    base = sr.dead_fraction_bound(fired).fingerprint()
+    flipped = fired.copy()
+    flipped[0, 1] = not flipped[0, 1]
+    return {"source": sr.dead_fraction_bound(fired).source,
+            "same data": sr.dead_fraction_bound(fired.copy()).fingerprint() == base,
+            "from ints": sr.dead_fraction_bound(fired.astype(int)).fingerprint() == base,
+            "one latent flipped": sr.dead_fraction_bound(flipped).fingerprint() == base,
+            "with ids": sr.dead_fraction_bound(fired, units=units).fingerprint() == base,
+            "fewer prompts": sr.dead_fraction_bound(fired[:-1]).fingerprint() == base,
+            "transposed": sr.dead_fraction_bound(fired.T.copy()).fingerprint() == base}
+
+
 def case_resample_statistics() -> Any:
     rng = np.random.default_rng(9)
     err, dev = rng.uniform(0.1, 0.5, 12), rng.uniform(1.0, 2.0, 12)
@@ -127,12 +141,15 @@ def case_resample_statistics() -> Any:
     return {"ev": _stat(sr.explained_variance(err, dev)),
             "ev clustered": _stat(sr.explained_variance(err, dev, units=units)),
             "ce": _stat(sr.ce_loss_recovered(clean, sae, zero)),
+            "ce clustered": _stat(sr.ce_loss_recovered(clean, sae, zero, units=units)),
+            "ce from lists": _stat(sr.ce_loss_recovered(list(clean), list(sae), list(zero))),
             "token mean": _stat(sr.token_mean(err * 10, np.arange(1, 13))),
             "dead": sr.dead_fraction(fired),
             "dead bound": [sr.dead_fraction_bound(fired).estimate(),
                            sr.dead_fraction_bound(fired).n_units,
                            sr.dead_fraction_bound(fired, units=units).n_units],
             "ce lengths": raised(lambda: sr.ce_loss_recovered(clean, sae[:3], zero)),
+            "dead sources": _dead_sources(fired, units),
             "dead shape": raised(lambda: sr.dead_fraction(fired[0])),
             "dead empty": raised(lambda: sr.dead_fraction(np.zeros((0, 4), bool))),
             "dead units": raised(lambda: sr.dead_fraction_bound(fired, units=units[:5]))}
