@@ -134,6 +134,33 @@ def case_compare_non_finite() -> Any:
     return _comparison(base, run)
 
 
+def case_compare_legacy_records() -> Any:
+    """Records from older reports: no ``test`` field, flat checkpoint fields, ``#k`` keys, no
+    model in the evidence; the baseline has the trajectory, the run does not (missing rows are
+    ordered by the baseline's steps)."""
+    base = [bl.slim(r) for r in _runs(0.0)]
+    for rec in base:
+        rec.pop("test")
+    base[0]["key"] += "#2"
+    run = [r for r in _runs(-0.2) if r["test"] != "t.py::test_traj"]
+    for rec in run:
+        rec.pop("test")
+        rec["model"] = rec["evidence"].pop("model")
+    return _comparison(base, run)
+
+
+def case_table_of_hand_made_rows() -> Any:
+    row = {"status": "ok", "claim": "c", "member": None, "checkpoint": "step5", "baseline": 0.5,
+           "new": 0.6, "low": 0.4, "high": 0.7, "delta": 0.1, "tolerance": 0.0,
+           "baseline_verdict": None, "new_verdict": None, "note": "", "key": "k",
+           "series": None, "checkpoint_step": None, "checkpoint_order": None}
+    comparison = {"rows": [row, {**row, "status": "missing", "new": None, "where": "s:step5",
+                                 "baseline_verdict": "PASS", "test": "t.py::t"}],
+                  "counts": {"ok": 1, "missing": 1, "REGRESSED": 0, "improved": 0, "new": 0}}
+    return {"table": format_table(comparison), "claims": [row_claim(r) for r in comparison["rows"]],
+            "verdicts": [row_verdict(r) for r in comparison["rows"]]}
+
+
 def case_empty_comparison() -> Any:
     return _comparison([], [])
 
@@ -146,7 +173,7 @@ def case_judge_rule() -> Any:
 
 
 def case_tolerances() -> Any:
-    tol = parse_tolerances(["Induction-Score:0.1, recovery:0", "0.02"])
+    tol = parse_tolerances(["Induction-Score:0.1, recovery:0", "0.02", "a:b:0.3"])
     return {"parsed": tol, "lookup": [tolerance_for(m, tol) for m in
                                       ("induction score", "RECOVERY", "mse")],
             "none": tolerance_for("x", {}), "normalized": normalize_metric(" A-b  c "),
@@ -168,6 +195,18 @@ def case_readout_lines() -> Any:
                     "units": [k for k, _ in readout.member_units(ev, rec["key"])],
                     "expected failure": readout.is_expected_failure(rec)})
     return out
+
+
+def case_readout_of_partial_records() -> Any:
+    """Records missing fields older versions did not write, and a multi-row single claim."""
+    spec = _spec("rows", 0.8, 0.5, 30)
+    multi = ClaimSpec(claim="rows", metric="score", threshold=0.5, n_resamples=300,
+                      samples={s: np.random.default_rng(s).normal(0.8, 0.1, 20) for s in range(2)})
+    ev = multi.evaluate().to_dict()
+    bare = {k: v for k, v in spec.evaluate().to_dict().items() if k not in ("unit", "summary")}
+    return {"multi-row": readout.headline(ev), "no unit": readout.headline(bare),
+            "rebuilt": readout.summary(bare),
+            "lines": [readout.verdict_line({"claims": 3}), readout.verdict_line({"failed": 2})]}
 
 
 def case_totals() -> Any:

@@ -42,7 +42,12 @@ def case_explained_variances() -> Any:
     x = torch.randn(40, 6, generator=_gen(0)) * torch.arange(1, 7) + 3.0
     x_hat = x + 0.3 * torch.randn(40, 6, generator=_gen(1))
     const = torch.ones(10, 3)
+    one_flat = x.clone()
+    one_flat[:, 2] = 5.0  # a dimension with no variance is left out of the per-dim mean
+    tiny = 1e-3 * torch.randn(6, 2, generator=_gen(11), dtype=torch.float64)
     return {"noisy": sm.explained_variances(x, x_hat),
+            "one constant dimension": sm.explained_variances(one_flat, x_hat),
+            "tiny variance": sm.explained_variances(tiny, tiny * 0.9),
             "perfect": sm.explained_variances(x, x),
             "zero": sm.explained_variances(x, torch.zeros_like(x)),
             "constant input": sm.explained_variances(const, const * 0.5)}
@@ -54,9 +59,15 @@ def case_reconstruction_samples() -> Any:
     x_hat = x + 0.2 * torch.randn(5, 7, 4, generator=_gen(4))
     mask = torch.ones(5, 7, dtype=torch.bool)
     mask[:, 0] = False
+    # rows of norm exactly 1e-4 and below: the l2 ratio divides by 1 there, not by the norm
+    small = torch.zeros(5, 1, 4, dtype=torch.float64)
+    small[0, 0, 0], small[1, 0, 1], small[2, 0, 2] = 1e-4, 5e-5, 1.0
+    small[3, 0, 3], small[4, 0, 0] = 2e-4, 0.5
     out = {}
     for name, args in {"masked": (x, feats, x_hat, mask), "unmasked": (x, feats, x_hat, None),
                        "2-d": (x[:, 0], feats[:, 0], x_hat[:, 0], None),
+                       "2-d masked": (x[:, 0], feats[:, 0], x_hat[:, 0], mask[:, 1].clone().index_fill_(0, torch.tensor([2]), False)),
+                       "small norms": (small, feats[:, :1], small * 3.0, None),
                        "4-d": (x.reshape(5, 7, 2, 2), feats, x_hat.reshape(5, 7, 2, 2), mask)}.items():
         r = sm.reconstruction_samples(*args)
         out[name] = {"sq_err": r.sq_err.round(12).tolist(), "sq_dev": r.sq_dev.round(12).tolist(),
@@ -64,6 +75,12 @@ def case_reconstruction_samples() -> Any:
                      "explained_variance": r.explained_variance, "cosine": r.cosine,
                      "l2_ratio": r.l2_ratio}
     out["all masked"] = raised(lambda: sm.reconstruction_samples(x, feats, x_hat, mask & False))
+    return out
+
+
+def _nan_in(stacked: torch.Tensor, variant: int) -> torch.Tensor:
+    out = stacked.clone()
+    out[variant, 1, 2] = float("nan")
     return out
 
 
@@ -83,6 +100,11 @@ def case_cross_entropy() -> Any:
             "recovered equal": sm.ce_recovered(np.ones(3), np.ones(3), np.ones(3)),
             "recovered values": sm.ce_recovered(np.array([1.0, 2.0]), np.array([2.0, 2.5]),
                                                 np.array([4.0, 5.0])),
+            "bos position and one more": [c.tolist() for c in vars(sm.ce_per_prompt(stacked, tokens, mask, positions=[0, 2])).values()],
+            "one position each": [c.tolist() for c in vars(sm.ce_per_prompt(stacked, tokens, mask, positions=[3])).values()],
+            "nan only in clean": raised(lambda: sm.ce_per_prompt(_nan_in(stacked, 0), tokens, mask)),
+            "nan only in sae": raised(lambda: sm.ce_per_prompt(_nan_in(stacked, 1), tokens, mask)),
+            "nan only in zero-ablated": raised(lambda: sm.ce_per_prompt(_nan_in(stacked, 2), tokens, mask)),
             "bad positions": raised(lambda: sm.ce_per_prompt(stacked, tokens, mask, positions=[9])),
             "no positions": raised(lambda: sm.ce_per_prompt(stacked, tokens, mask & False)),
             "nan": raised(lambda: sm.ce_per_prompt(stacked * float("nan"), tokens, mask))}
@@ -144,7 +166,10 @@ def case_resample_statistics() -> Any:
             "ce clustered": _stat(sr.ce_loss_recovered(clean, sae, zero, units=units)),
             "ce from lists": _stat(sr.ce_loss_recovered(list(clean), list(sae), list(zero))),
             "token mean": _stat(sr.token_mean(err * 10, np.arange(1, 13))),
+            "token mean clustered": _stat(sr.token_mean(err * 10, np.arange(1, 13), units=units)),
             "dead": sr.dead_fraction(fired),
+            "dead from ints": sr.dead_fraction(fired.astype(int)),
+            "dead of one latent": [sr.dead_fraction(fired[:, :1]), sr.dead_fraction(fired[:, 1:2])],
             "dead bound": [sr.dead_fraction_bound(fired).estimate(),
                            sr.dead_fraction_bound(fired).n_units,
                            sr.dead_fraction_bound(fired, units=units).n_units],
@@ -167,8 +192,15 @@ def case_recovery_claim() -> Any:
     member = ratio_claim("member", "normalised recovery", rows, threshold=0.6,
                          alternative="less", options=options, quorum=False,
                          value_range=(-10.0, 10.0))
+    flat = {RowKey(0): (np.full(12, 0.9), np.ones(12), None)}
+    bounded = ratio_claim("flat", "normalised recovery", flat, threshold=0.6, alternative="greater",
+                          options=claim_options(n_resamples=300), value_range=(-1.0, 1.0))
     return {"gap": check_gap(clean, corrupted),
             "zero gap": raised(lambda: check_gap(clean, clean + 1e-9)),
+            "gap small next to the scale": raised(lambda: check_gap(np.full(4, 1000.5), np.full(4, 1000.0))),
+            "gap exactly the absolute tolerance": raised(lambda: check_gap(np.full(4, 1e-6), np.zeros(4))),
+            "gap just above the absolute tolerance": check_gap(np.full(4, 2e-6), np.zeros(4)),
+            "zero-variance ratio with a range": bounded.evaluate().to_dict(),
             "claim": spec.evaluate().to_dict(), "spec quorum": [spec.quorum, member.quorum],
             "member": member.evaluate().to_dict(),
             "figures": sorted(spec.evaluate().figures)}

@@ -127,6 +127,12 @@ def case_repeated_seeds_merged() -> Any:
     return _evidence(_spec({0: data, 1: data.copy(), 2: data.copy()}, 0.5).evaluate())
 
 
+def case_repeated_seeds_of_two_model_seeds() -> Any:
+    a, b = _draw(50, 16, 0.7, 0.2), _draw(51, 16, 0.8, 0.2)
+    samples = {(0, 0): a, (1, 0): a.copy(), (0, 1): b, (1, 1): b.copy(), (2, 1): b.copy()}
+    return _evidence(_spec(samples, 0.5).evaluate())
+
+
 def case_ratio_of_means() -> Any:
     rng = np.random.default_rng(7)
     den = rng.uniform(1.0, 2.0, 20)

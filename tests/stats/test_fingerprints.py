@@ -19,6 +19,7 @@ UNITS = [i // 2 for i in range(12)]
 #: name -> (the statistic, variants that differ in exactly one input part)
 CASES: dict[str, tuple[Callable[[], RowStatistic], list[Callable[[], RowStatistic]]]] = {
     "mean": (lambda: Mean(A), [lambda: Mean(B), lambda: Mean(A, units=UNITS),
+                               lambda: Mean(A, units=range(12)),
                                lambda: Mean(A, unit="features"), lambda: Mean(A[:-1])]),
     "ratio": (lambda: RatioOfMeans(A, C),
               [lambda: RatioOfMeans(B, C), lambda: RatioOfMeans(A, C + 1),
@@ -26,6 +27,10 @@ CASES: dict[str, tuple[Callable[[], RowStatistic], list[Callable[[], RowStatisti
     "auroc": (lambda: AUROC(A, B),
               [lambda: AUROC(C, B), lambda: AUROC(A, C), lambda: AUROC(B, A),
                lambda: AUROC(A, B, positive_units=UNITS), lambda: AUROC(A, B, negative_units=UNITS)]),
+    # the same values from other prompts (ids differ, each its own unit): not the same data
+    "auroc ids": (lambda: AUROC(A, B, positive_units=range(12), negative_units=range(12)),
+                  [lambda: AUROC(A, B, positive_units=range(1, 13), negative_units=range(12)),
+                   lambda: AUROC(A, B, positive_units=range(12), negative_units=range(1, 13))]),
 }
 
 
