@@ -62,7 +62,7 @@ def case_reconstruction_samples() -> Any:
     # rows of norm exactly 1e-4 and below: the l2 ratio divides by 1 there, not by the norm
     small = torch.zeros(5, 1, 4, dtype=torch.float64)
     small[0, 0, 0], small[1, 0, 1], small[2, 0, 2] = 1e-4, 5e-5, 1.0
-    small[3, 0, 3], small[4, 0, 0] = 2e-4, 0.5
+    small[3, 0, 3], small[4, 0, 0] = 5e-9, 0.5  # below 1e-8: the cosine's eps matters
     out = {}
     for name, args in {"masked": (x, feats, x_hat, mask), "unmasked": (x, feats, x_hat, None),
                        "2-d": (x[:, 0], feats[:, 0], x_hat[:, 0], None),

@@ -148,6 +148,27 @@ def case_auroc() -> Any:
     return _evidence(_spec({0: stat}, 0.6, value_range=(0.0, 1.0), metric="AUROC").evaluate())
 
 
+def case_auroc_perfect_separation() -> Any:
+    stat = AUROC(np.linspace(1.0, 2.0, 24), np.linspace(-1.0, 0.0, 24))
+    return {"constant": stat.constant(),
+            "claim": _evidence(_spec({0: stat}, 0.8, value_range=(0.0, 1.0), metric="AUROC").evaluate())}
+
+
+def case_fingerprints() -> Any:
+    """The data identities that decide which seeds repeat the same data."""
+    rng = np.random.default_rng(60)
+    a, b, c = rng.normal(size=10), rng.normal(size=10), rng.uniform(1, 2, 10)
+    ids = [i // 2 for i in range(10)]
+    stats = {"mean": Mean(a), "mean ids": Mean(a, units=ids), "mean range ids": Mean(a, units=range(10)),
+             "mean features": Mean(a, unit="features"), "constant mean": Mean(np.ones(10)),
+             "ratio": RatioOfMeans(a, c), "one minus": RatioOfMeans(a, c, one_minus=True),
+             "auroc": AUROC(a, b), "auroc pos ids": AUROC(a, b, positive_units=range(10)),
+             "auroc neg ids": AUROC(a, b, negative_units=range(10)),
+             "auroc both ids": AUROC(a, b, positive_units=ids, negative_units=range(10)),
+             "fixed": Fixed(0.5), "fixed with source": Fixed(0.5, n_units=10, source="x")}
+    return {name: repr(stat.fingerprint()) for name, stat in stats.items()}
+
+
 def case_count_weighted() -> Any:
     x = _draw(9, 15, 0.8, 0.3)
     stat = CountWeighted(lambda w: (w * x).sum(-1) / w.sum(-1), len(x), name="weighted mean")
