@@ -90,11 +90,16 @@ _LAZY: dict[str, str] = {
     # reports, sweeps
     "checkpoints_of": "mi_assert.zoo.checkpoint_list",
     "progress": "mi_assert.report.progress",
+    # edge-level circuits
+    "edge_sweep": "mi_assert.edges.sweep",
+    "Edge": "mi_assert.edges.graph",
+    "EdgeGraph": "mi_assert.edges.graph",
+    "EdgeScores": "mi_assert.edges.scores",
 }
 
 #: subpackages reachable as attributes (``import mi_assert as m; m.zoo.available()``)
 _SUBMODULES = ("backends", "causal", "heads", "prompts", "record", "report", "sae", "stats",
-               "strategies", "verdict", "zoo")
+               "strategies", "verdict", "zoo", "edges")
 
 __all__ = sorted(_LAZY) + list(_SUBMODULES) + ["__version__"]
 
@@ -102,6 +107,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
     from mi_assert import (
         backends,
         causal,
+        edges,
         heads,
         prompts,
         record,
@@ -153,6 +159,9 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         measure_probe_accuracy,
     )
     from mi_assert.causal.sweeps import attribution_sweep, patching_sweep
+    from mi_assert.edges.graph import Edge, EdgeGraph
+    from mi_assert.edges.scores import EdgeScores
+    from mi_assert.edges.sweep import edge_sweep
     from mi_assert.errors import MiAssertInputError, ModelUnavailableError, UnknownHookError
     from mi_assert.heads.assertions import (
         assert_attends_to_bos,

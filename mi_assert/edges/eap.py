@@ -1,0 +1,74 @@
+"""Edge attribution patching (EAP, Syed et al. 2023): every edge from one backward pass.
+
+``score(s -> r) = (out_s_clean - out_s_corr) · d metric / d (input of r)``, the gradient taken
+on the corrupted run and the dot product summed over positions and ``d_model``: the first-order
+estimate of exact edge patching's ``metric(patched) - metric(corrupted)``. Prompts do not
+interact inside a batch, so the gradient of the summed metric gives each prompt its own
+gradient and EAP has per-prompt values like the exact method.
+
+It is exact where the metric is linear in the receiver input given everything else the
+corrupted run computes: edges into the logits of a model without a final layer norm and with
+a linear metric (logit difference), and edges into the v input of last-layer heads of such a
+model (a head is linear in its values at a fixed pattern). It is poor where attention saturates
+or layer norms rescale a large difference (AtP*, Kramár et al. 2024; EAP-IG, Hanna et al. 2024).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mi_assert.causal.metrics import evaluate_metric
+from mi_assert.edges.graph import Edge, EdgeGraph
+from mi_assert.edges.receivers import receiver_hook
+
+
+def eap_edge_effects(model: Any, graph: EdgeGraph, edges: Sequence[Edge], deltas: Tensor,
+                     corrupted_tokens: Tensor, metric: Any) -> Tensor:
+    """EAP scores per edge and prompt: ``[n_edges, batch]``.
+
+    ``deltas``: ``[n_senders, batch, pos, d_model]`` clean minus corrupted sender outputs.
+    Runs with split inputs already switched on (:func:`mi_assert.edges.tl_model.split_inputs`).
+    """
+    batch = corrupted_tokens.shape[0]
+    hooks = sorted({receiver_hook(e, graph.n_layers)[0] for e in edges})
+    captured: dict[str, Tensor] = {}
+
+    def keep(act: Tensor, hook: Any) -> None:
+        captured[hook.name] = act
+
+    with torch.enable_grad():
+        logits = model.run_with_hooks(corrupted_tokens, return_type="logits",
+                                      fwd_hooks=[(name, keep) for name in hooks])
+        missing = sorted(set(hooks) - set(captured))
+        if missing:
+            raise RuntimeError(f"TransformerLens did not call hooks {missing}: split inputs "
+                               "(cfg.use_split_qkv_input / use_hook_mlp_in) not active")
+        value = evaluate_metric(metric, logits, batch).sum()
+        grads = torch.autograd.grad(value, [captured[name] for name in hooks], allow_unused=True)
+    grad_of = {name: (g if g is not None else torch.zeros_like(captured[name])).detach().float()
+               for name, g in zip(hooks, grads, strict=True)}
+    d = deltas.float()
+    out = torch.empty(len(edges), batch)
+    # group edges by receiver hook: one contraction per hook over the senders it needs
+    groups: dict[str, list[int]] = {}
+    for i, edge in enumerate(edges):
+        groups.setdefault(receiver_hook(edge, graph.n_layers)[0], []).append(i)
+    for name, indices in groups.items():
+        grad = grad_of[name]
+        wanted = [graph.sender_index(edges[i].sender) for i in indices]
+        unique = sorted(set(wanted))
+        where = {s: k for k, s in enumerate(unique)}
+        sent = d[torch.tensor(unique, device=d.device)]  # [senders, batch, pos, d_model]
+        if grad.ndim == 4:  # head inputs [batch, pos, head, d_model]
+            table = torch.einsum("sbpm,bphm->shb", sent, grad)
+            heads = [receiver_hook(edges[i], graph.n_layers)[1] or 0 for i in indices]
+        else:  # MLP input or final residual [batch, pos, d_model]
+            table = torch.einsum("sbpm,bpm->sb", sent, grad)[:, None]
+            heads = [0] * len(indices)
+        rows = torch.tensor([where[s] for s in wanted], device=d.device)
+        out[indices] = table[rows, torch.tensor(heads, device=d.device)].cpu()
+    return out

@@ -1,0 +1,105 @@
+"""``edge_sweep``: score every edge of a model's graph by exact patching or by EAP."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from mi_assert.backends.base import eval_mode
+from mi_assert.causal.metrics import evaluate_metric, metric_name
+from mi_assert.causal.sweeps import _resolve_inputs
+from mi_assert.edges.eap import eap_edge_effects
+from mi_assert.edges.exact import exact_edge_effects, rows_per_forward
+from mi_assert.edges.graph import Edge, EdgeGraph
+from mi_assert.edges.readout import MetricReadout
+from mi_assert.edges.scores import EdgeScores
+from mi_assert.edges.senders import record_run
+from mi_assert.edges.tl_model import hooked_transformer, split_inputs
+from mi_assert.errors import MiAssertInputError, check_finite
+from mi_assert.loading import resolve_model
+
+METHODS: tuple[str, ...] = ("exact", "eap")
+
+
+def edge_sweep(
+    model: Any,
+    clean: Any,
+    corrupted: Any = None,
+    metric: Any = "logit_diff",
+    method: Literal["exact", "eap"] = "exact",
+    *,
+    edges: Sequence[Edge | str] | None = None,
+    max_batch: int | None = None,
+) -> EdgeScores:
+    """Score edges ``sender -> receiver input`` by denoising path patching (``exact``) or its
+    first-order estimate (``eap``); see :mod:`mi_assert.edges.exact` and :mod:`.eap`.
+
+    Args:
+        model: a TransformerLens ``HookedTransformer``, its handle, an nnsight handle wrapping
+            one, or a zoo spec / path that loads as one.
+        clean, corrupted: aligned token batches ``[batch, pos]`` (or strings), or a
+            :class:`~mi_assert.prompts.PromptSet` as ``clean`` with ``corrupted=None``.
+        metric: ``metric(logits) -> Tensor[batch]`` (:mod:`mi_assert.causal.metrics`), or
+            ``"logit_diff"`` / ``"logprob"`` / ``"prob"`` built from a PromptSet's answers.
+        method: ``"exact"`` (one patched run per edge, stacked) or ``"eap"`` (one backward).
+        edges: score only these edges (names like ``"L0H0->L1H0.k"`` or :class:`Edge`);
+            default every edge of :meth:`EdgeGraph.from_handle`, in graph order.
+        max_batch: most prompt rows in one stacked forward (exact; default: a memory estimate,
+            32 MiB of activations on CPU, 60% of the free memory on GPU).
+
+    Returns:
+        :class:`EdgeScores` with ``values [n_edges]`` and ``per_prompt [n_edges, batch]`` in
+        metric units (``metric(patched) - metric(corrupted)``).
+    """
+    started = time.perf_counter()
+    if method not in METHODS:
+        raise MiAssertInputError(f"method={method!r}: allowed {', '.join(repr(m) for m in METHODS)}")
+    if max_batch is not None and (not isinstance(max_batch, int) or isinstance(max_batch, bool)
+                                  or max_batch < 1):
+        raise MiAssertInputError(f"max_batch must be an int >= 1 (prompt rows per forward); got {max_batch!r}")
+    handle = resolve_model(model)
+    tl_model = hooked_transformer(handle)
+    clean_t, corrupted_t, metric_fn = _resolve_inputs(handle, clean, corrupted, metric)
+    graph = EdgeGraph.from_handle(handle)
+    selected = _selected_edges(graph, edges)
+    batch, n_pos = corrupted_t.shape
+    with eval_mode([tl_model]):
+        clean_run = record_run(tl_model, graph, clean_t)
+        corrupted_run = record_run(tl_model, graph, corrupted_t)
+        deltas = clean_run.outputs - corrupted_run.outputs  # [n_senders, batch, pos, d_model]
+        check_finite("sender outputs", deltas)
+        clean_pp = evaluate_metric(metric_fn, clean_run.logits, batch).cpu()
+        corrupted_pp = evaluate_metric(metric_fn, corrupted_run.logits, batch).cpu()
+        if method == "exact":
+            readout = MetricReadout(tl_model, metric_fn, batch)
+            rows = rows_per_forward(tl_model, batch, n_pos, readout.full_logits, max_batch)
+            per_prompt = exact_edge_effects(tl_model, graph, selected, deltas, corrupted_run,
+                                            readout, rows)
+        else:
+            with split_inputs(tl_model):
+                per_prompt = eap_edge_effects(tl_model, graph, selected, deltas, corrupted_t,
+                                              metric_fn)
+    check_finite("edge scores", per_prompt)
+    return EdgeScores(graph=graph, edges=tuple(selected), values=per_prompt.mean(dim=1),
+                      per_prompt=per_prompt, clean_per_prompt=clean_pp,
+                      corrupted_per_prompt=corrupted_pp, method=method,
+                      metric=metric_name(metric_fn), seconds=time.perf_counter() - started)
+
+
+def _selected_edges(graph: EdgeGraph, edges: Sequence[Edge | str] | None) -> list[Edge]:
+    if edges is None:
+        return list(graph.edges)
+    if isinstance(edges, (str, Edge)):
+        edges = [edges]
+    out = [graph.edge(e) for e in edges]
+    seen: set[Edge] = set()
+    for edge in out:
+        if edge in seen:
+            raise MiAssertInputError(f"edge {edge.name!r} is listed twice; list each edge once")
+        seen.add(edge)
+    if not out:
+        raise MiAssertInputError("edges=[] selects nothing; pass None for every edge or a "
+                                 "non-empty list of edge names")
+    return out
+
