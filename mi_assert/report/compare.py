@@ -137,7 +137,7 @@ def units(rec: Mapping[str, Any]) -> Iterator[tuple[tuple[str, str, str], dict[s
             "key": key, "test": test, "claim": claim,
             "member": None if unit is ev else str(unit.get("claim")),
             "checkpoint": ck, "metric": unit.get("metric"), "estimate": unit.get("estimate"),
-            "low": unit.get("low"), "high": unit.get("high"), "bound": unit.get("bound"),
+            "low": unit.get("low"), "high": unit.get("high"),
             "threshold": unit.get("threshold"), "alternative": unit.get("alternative"),
             "passed": bool(unit.get("passed")), "reason": unit.get("reason") or "",
             "model": {"spec": model.get("spec"), "checkpoint": model.get("checkpoint")},

@@ -111,7 +111,12 @@ def case_compare_new_missing_and_other_model() -> Any:
     run.pop(0)
     base.pop(1)
     run.append(copy.deepcopy(run[0]))  # the same claim made twice
+    run.append(copy.deepcopy(run[-3]))  # twice in one checkpoint series too
     return _comparison(base, run)
+
+
+def case_compare_unnamed_baseline() -> Any:
+    return compare(_runs(0.0), _runs(0.0, spec="zoo-b@s0"))["warnings"]
 
 
 def case_compare_weights_and_threshold_changed() -> Any:
@@ -131,6 +136,7 @@ def case_compare_non_finite() -> Any:
     run = _runs(0.0)
     run[0]["evidence"].update(estimate=None, low=None, high=None, passed=False,
                               reason="undefined: zero gap")
+    run[1]["evidence"].update(estimate=None, low=None, high=None, passed=False, reason="")
     return _comparison(base, run)
 
 
