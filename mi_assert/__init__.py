@@ -95,6 +95,10 @@ _LAZY: dict[str, str] = {
     "Edge": "mi_assert.edges.graph",
     "EdgeGraph": "mi_assert.edges.graph",
     "EdgeScores": "mi_assert.edges.scores",
+    "check_circuit_beats_random": "mi_assert.edges.claims",
+    "assert_circuit_beats_random": "mi_assert.edges.claims",
+    "check_circuit_equivalent": "mi_assert.edges.claims",
+    "assert_circuit_equivalent": "mi_assert.edges.claims",
 }
 
 #: subpackages reachable as attributes (``import mi_assert as m; m.zoo.available()``)
@@ -159,6 +163,12 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         measure_probe_accuracy,
     )
     from mi_assert.causal.sweeps import attribution_sweep, patching_sweep
+    from mi_assert.edges.claims import (
+        assert_circuit_beats_random,
+        assert_circuit_equivalent,
+        check_circuit_beats_random,
+        check_circuit_equivalent,
+    )
     from mi_assert.edges.graph import Edge, EdgeGraph
     from mi_assert.edges.scores import EdgeScores
     from mi_assert.edges.sweep import edge_sweep

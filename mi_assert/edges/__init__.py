@@ -3,11 +3,25 @@
 ``EdgeGraph.from_handle(model)`` lists every edge (embed, heads, MLPs → head q/k/v inputs, MLP
 inputs, logits); ``edge_sweep(model, clean, corrupted, metric, method="exact" | "eap")`` scores
 them (``docs/edges.md``); a :class:`Circuit` is a set of edges, e.g. a sweep's top k.
+``measure_circuits`` runs circuits (only their edges carry the clean signal);
+``check_circuit_beats_random`` / ``check_circuit_equivalent`` (and ``assert_*``) are claims on them.
 """
 
 from mi_assert.edges.circuit import Circuit
+from mi_assert.edges.claims import (
+    CircuitMetrics,
+    assert_circuit_beats_random,
+    assert_circuit_equivalent,
+    check_circuit_beats_random,
+    check_circuit_equivalent,
+    draw_random_circuits,
+    measure_circuits,
+)
 from mi_assert.edges.graph import Edge, EdgeGraph, Node, count_edges
 from mi_assert.edges.scores import EdgeScores
 from mi_assert.edges.sweep import edge_sweep
 
-__all__ = ["Circuit", "Edge", "EdgeGraph", "EdgeScores", "Node", "count_edges", "edge_sweep"]
+__all__ = ["Circuit", "CircuitMetrics", "Edge", "EdgeGraph", "EdgeScores", "Node",
+           "assert_circuit_beats_random", "assert_circuit_equivalent",
+           "check_circuit_beats_random", "check_circuit_equivalent", "count_edges",
+           "draw_random_circuits", "edge_sweep", "measure_circuits"]

@@ -1,0 +1,298 @@
+"""Claims about an edge circuit: it beats random circuits, and it is equivalent to the model.
+
+``F(S)`` is the metric per prompt when only the edges of ``S`` carry the clean signal
+(:mod:`mi_assert.edges.circuit_run`: corrupted-input patching, denoising). The faithfulness of
+a circuit is the ratio of means over prompts
+``(F(C) - F(corrupted)) / (F(clean) - F(corrupted))``: 1 = the circuit alone restores the clean
+metric, 0 = it restores nothing.
+
+* **beats random** (sufficiency in the sense of Shi et al. 2024): ``n_random`` circuits of the
+  circuit's size are drawn i.i.d., each uniformly from all same-size edge sets of the graph
+  (seeded; a draw may share edges with the circuit or equal it). The circuit beats a draw when
+  its faithfulness is greater by more than ``tie_tolerance`` (a tie counts against it). The
+  claim ``P(beat) > q`` is decided by the engine with one unit per draw, as
+  ``suites/ioi/ioi_random_control.py`` does for head sets.
+* **equivalent** (two one-sided tests): per prompt ``d = (F(C) - F(clean)) / |mean(F(clean) -
+  F(corrupted))|``; the claim holds when ``mean d > -epsilon`` and ``mean d < +epsilon`` each
+  pass at ``alpha`` (:func:`~mi_assert.stats.all_of`, intersection-union, so TOST has level
+  ``alpha``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from mi_assert.backends.base import eval_mode
+from mi_assert.causal.metrics import metric_name
+from mi_assert.causal.recovery import check_gap
+from mi_assert.causal.sweeps import _resolve_inputs
+from mi_assert.edges.circuit import Circuit
+from mi_assert.edges.circuit_run import circuit_runs
+from mi_assert.edges.exact import rows_per_forward
+from mi_assert.edges.graph import Edge, EdgeGraph
+from mi_assert.edges.readout import MetricReadout
+from mi_assert.edges.senders import record_run
+from mi_assert.edges.tl_model import hooked_transformer
+from mi_assert.errors import MiAssertInputError, check_finite
+from mi_assert.loading import resolve_model
+from mi_assert.stats import ClaimSpec, Evidence, Mean, RatioOfMeans, all_of
+from mi_assert.verdict import asserting
+
+#: how the edges outside a circuit are knocked out (recorded in every claim's settings)
+ABLATION = "corrupted-input patching (denoise)"
+#: the fewest random circuits a comparison may rest on
+MIN_RANDOM = 20
+#: faithfulness differences this small are ties: fp32 noise in a circuit run is ~1e-6 of the
+#: clean-corrupted gap, and a circuit that restores nothing must not "beat" an empty draw
+TIE_TOLERANCE = 1e-3
+FAITHFULNESS = "(F(C) - F(corrupted)) / (F(clean) - F(corrupted)), a ratio of means over prompts"
+
+CircuitLike = Circuit | Iterable[Edge | str]
+
+
+@dataclass(frozen=True)
+class CircuitMetrics:
+    """The metric per prompt of circuit runs on one batch of clean/corrupted pairs.
+
+    ``per_prompt``: ``[n_circuits, batch]`` ``F(circuit)``; ``clean`` / ``corrupted``:
+    ``[batch]``; ``units``: one id per prompt pair (identical pairs are one bootstrap unit).
+    """
+
+    circuits: tuple[Circuit, ...]
+    per_prompt: np.ndarray
+    clean: np.ndarray
+    corrupted: np.ndarray
+    units: tuple[Hashable, ...]
+    metric: str
+
+    @property
+    def gap(self) -> float:
+        """``mean(F(clean) - F(corrupted))``, or a clear error when it is (nearly) zero."""
+        return check_gap(self.clean, self.corrupted)
+
+    def recovery(self, index: int) -> RatioOfMeans:
+        """Faithfulness of circuit ``index`` as the engine's ratio of means over prompts."""
+        return RatioOfMeans(self.per_prompt[index] - self.corrupted, self.clean - self.corrupted,
+                            units=self.units)
+
+    def faithfulness(self) -> np.ndarray:
+        """``[n_circuits]`` point estimates of :meth:`recovery`."""
+        self.gap  # noqa: B018 - refuses a zero gap before dividing by it
+        return np.array([self.recovery(i).estimate() for i in range(len(self.circuits))])
+
+
+def as_circuit(graph: EdgeGraph, circuit: CircuitLike) -> Circuit:
+    """``circuit`` (a :class:`Circuit` or edge names) as a circuit of ``graph``."""
+    if isinstance(circuit, Circuit):
+        if circuit.graph != graph:
+            raise MiAssertInputError(f"the circuit is a circuit of graph {circuit.graph.describe()}"
+                                     f", but the model's graph is {graph.describe()}")
+        return circuit
+    return Circuit.from_names(graph, circuit)
+
+
+def claimed_circuit(graph: EdgeGraph, circuit: CircuitLike) -> Circuit:
+    """The circuit a claim is about: non-empty, and with an edge into the logits."""
+    out = as_circuit(graph, circuit)
+    if not out.edges:
+        raise MiAssertInputError("the circuit has no edges; give at least one edge name, e.g. "
+                                 "'L1H0->logits'")
+    if not any(e.receiver.kind == "logits" for e in out.edges):
+        raise MiAssertInputError(
+            f"circuit {out.names} is not connected to the logits: none of its edges ends in "
+            "'->logits', so no circuit path carries a signal to the output; add the edge(s) "
+            "from its last node(s) into the logits, e.g. 'L1H0->logits'")
+    return out
+
+
+def _prompt_units(clean: torch.Tensor, corrupted: torch.Tensor) -> tuple[Hashable, ...]:
+    return tuple(zip(map(tuple, clean.tolist()), map(tuple, corrupted.tolist()), strict=True))
+
+
+def measure_circuits(model: Any, circuits: Sequence[CircuitLike], clean: Any, corrupted: Any = None,
+                     metric: Any = "logit_diff", *, max_batch: int | None = None) -> CircuitMetrics:
+    """``F(circuit)`` per prompt for each circuit (module docstring), all stacked in a few
+    forward passes; inputs as :func:`~mi_assert.edges.edge_sweep` takes them."""
+    handle = resolve_model(model)
+    tl_model = hooked_transformer(handle)
+    clean_t, corrupted_t, metric_fn = _resolve_inputs(handle, clean, corrupted, metric)
+    graph = EdgeGraph.from_handle(handle)
+    parsed = tuple(as_circuit(graph, c) for c in circuits)
+    batch, n_pos = corrupted_t.shape
+    with eval_mode([tl_model]), torch.no_grad():
+        clean_run = record_run(tl_model, graph, clean_t)
+        corrupted_run = record_run(tl_model, graph, corrupted_t)
+        embed_delta = clean_run.outputs[0] - corrupted_run.outputs[0]
+        readout = MetricReadout(tl_model, metric_fn, batch)
+        rows = rows_per_forward(tl_model, batch, n_pos, readout.full_logits, max_batch)
+        per_prompt = circuit_runs(tl_model, graph, parsed, embed_delta, corrupted_run, readout,
+                                  rows)
+        # read the baselines exactly as the circuit runs are read: an empty circuit's F is
+        # then bit-for-bit F(corrupted)
+        clean_pp = readout(clean_run.final_resid)[0].float().cpu()
+        corrupted_pp = readout(corrupted_run.final_resid)[0].float().cpu()
+    check_finite("circuit metrics", per_prompt)
+    return CircuitMetrics(circuits=parsed, per_prompt=per_prompt.double().numpy(),
+                          clean=clean_pp.double().numpy(), corrupted=corrupted_pp.double().numpy(),
+                          units=_prompt_units(clean_t, corrupted_t), metric=metric_name(metric_fn))
+
+
+def draw_random_circuits(graph: EdgeGraph, size: int, n_draws: int, seed: int) -> list[Circuit]:
+    """``n_draws`` i.i.d. circuits, each a uniform random ``size``-subset of the graph's edges."""
+    gen = torch.Generator().manual_seed(int(seed))
+    return [Circuit(graph, tuple(graph.edges[int(i)]
+                                 for i in torch.randperm(graph.n_edges, generator=gen)[:size]))
+            for _ in range(n_draws)]
+
+
+def _check_open_unit(value: Any, name: str) -> float:
+    ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.floating))
+          and 0 < float(value) < 1)
+    if not ok:
+        raise MiAssertInputError(f"{name} must be a number strictly between 0 and 1; got {value!r}")
+    return float(value)
+
+
+def _check_positive(value: Any, name: str, *, strict: bool = True) -> float:
+    ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.floating))
+          and math.isfinite(float(value)) and (float(value) > 0 if strict else float(value) >= 0))
+    if not ok:
+        raise MiAssertInputError(f"{name} must be a finite number {'>' if strict else '>='} 0; "
+                                 f"got {value!r}")
+    return float(value)
+
+
+def _check_n_random(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < MIN_RANDOM:
+        raise MiAssertInputError(
+            f"n_random must be an int >= {MIN_RANDOM} (random circuits to compare against: with "
+            f"fewer even beating all of them bounds P(beat) below 0.9); got {value!r}")
+    return int(value)
+
+
+def _label(circuit: Circuit) -> str:
+    shown = ", ".join(circuit.names[:4]) + (", ..." if len(circuit) > 4 else "")
+    return "{" + shown + "}"
+
+
+def _settings(circuit: Circuit, measured: CircuitMetrics) -> dict[str, Any]:
+    return {"ablation": ABLATION, "circuit": circuit.names, "n_edges": len(circuit),
+            "graph_edges": circuit.graph.n_edges, "metric": measured.metric,
+            "n_prompts": int(measured.clean.shape[0]), "faithfulness": FAITHFULNESS}
+
+
+def check_circuit_beats_random(
+    model: Any,
+    circuit: CircuitLike,
+    clean: Any,
+    corrupted: Any = None,
+    metric: Any = "logit_diff",
+    *,
+    n_random: int = 100,
+    q: float = 0.9,
+    seed: int = 0,
+    alpha: float = 0.05,
+    tie_tolerance: float = TIE_TOLERANCE,
+    max_batch: int | None = None,
+) -> Evidence:
+    """Claim: the circuit's faithfulness beats that of a random circuit with as many edges
+    with probability > ``q`` (module docstring). ``seed`` seeds the draws; ``tie_tolerance``:
+    faithfulness differences up to it are ties, which count against the circuit."""
+    q = _check_open_unit(q, "q")
+    n_random = _check_n_random(n_random)
+    tie_tolerance = _check_positive(tie_tolerance, "tie_tolerance", strict=False)
+    handle = resolve_model(model)
+    graph = EdgeGraph.from_handle(handle)
+    claimed = claimed_circuit(graph, circuit)
+    randoms = draw_random_circuits(graph, len(claimed), n_random, seed)
+    measured = measure_circuits(handle, [claimed, *randoms], clean, corrupted, metric,
+                                max_batch=max_batch)
+    faithfulness = measured.faithfulness()
+    own, drawn = float(faithfulness[0]), faithfulness[1:]
+    beats = (own > drawn + tie_tolerance).astype(np.float64)
+    q50, q90, q99 = np.quantile(drawn, [0.5, 0.9, 0.99])
+    return ClaimSpec(
+        claim=f"circuit {_label(claimed)} beats > {q:g} of random {len(claimed)}-edge circuits "
+              "(faithfulness)",
+        metric="fraction of random same-size circuits beaten",
+        samples={int(seed): Mean(beats, unit="random circuits")},
+        threshold=q, alternative="greater", value_range=(0.0, 1.0), unit="random circuits",
+        hist_figure=False,
+        settings={**_settings(claimed, measured), "n_random": n_random, "q": q, "seed": seed,
+                  "draws": "uniform same-size subsets of all graph edges (may include circuit "
+                           "edges), i.i.d., torch generator seeded with seed",
+                  "beats": f"faithfulness greater by more than {tie_tolerance:g} (ties count "
+                           "against)"},
+        model_info=handle.describe(),
+        details={"circuit_faithfulness": round(own, 4), "wins": int(beats.sum()),
+                 "random_faithfulness": f"median {q50:.3f}, q90 {q90:.3f}, q99 {q99:.3f}, max "
+                                        f"{float(drawn.max()):.3f}"},
+        figures={"random_faithfulness": {
+            "kind": "hist", "data": [drawn], "labels": [f"seed {seed}"],
+            "xlabel": "faithfulness of a random same-size circuit", "ylabel": "draws",
+            "title": f"random {len(claimed)}-edge circuits vs {_label(claimed)} (line: circuit)",
+            "threshold": own}},
+    ).evaluate(alpha)
+
+
+assert_circuit_beats_random = asserting(check_circuit_beats_random)
+
+
+def _one_sided(circuit: Circuit, d: np.ndarray, units: Sequence[Hashable], bound: float,
+               alternative: str) -> ClaimSpec:
+    sign = ">" if alternative == "greater" else "<"
+    return ClaimSpec(
+        claim=f"circuit {_label(circuit)}: mean (F(C) - F(clean)) / |gap| {sign} {bound:g}",
+        metric="(F(C) - F(clean)) / |mean(F(clean) - F(corrupted))|",
+        samples={0: Mean(d, units=units)}, threshold=bound,
+        alternative=alternative,  # type: ignore[arg-type]
+        hist_figure=False)
+
+
+def check_circuit_equivalent(
+    model: Any,
+    circuit: CircuitLike,
+    clean: Any,
+    corrupted: Any = None,
+    metric: Any = "logit_diff",
+    *,
+    epsilon: float = 0.1,
+    alpha: float = 0.05,
+    max_batch: int | None = None,
+) -> Evidence:
+    """Claim: the circuit and the full model agree on the metric within ``epsilon`` of the
+    clean-corrupted gap, by two one-sided tests at ``alpha`` (module docstring)."""
+    epsilon = _check_positive(epsilon, "epsilon")
+    handle = resolve_model(model)
+    claimed = claimed_circuit(EdgeGraph.from_handle(handle), circuit)
+    measured = measure_circuits(handle, [claimed], clean, corrupted, metric, max_batch=max_batch)
+    d = (measured.per_prompt[0] - measured.clean) / abs(measured.gap)
+    members = [_one_sided(claimed, d, measured.units, -epsilon, "greater"),
+               _one_sided(claimed, d, measured.units, epsilon, "less")]
+    return all_of(
+        members,
+        claim=f"circuit {_label(claimed)} is equivalent to the model within ±{epsilon:g} of "
+              "the clean-corrupted gap (TOST)",
+        alpha=alpha,
+        settings={**_settings(claimed, measured), "epsilon": epsilon,
+                  "statistic": "per prompt d = (F(C) - F(clean)) / |mean(F(clean) - "
+                               "F(corrupted))|; mean d > -epsilon and mean d < +epsilon, each "
+                               "at alpha (two one-sided tests)"},
+        model_info=handle.describe(),
+        details={"faithfulness": round(float(measured.faithfulness()[0]), 4),
+                 "mean_d": round(float(np.mean(d)), 4), "gap": round(measured.gap, 4)},
+    )
+
+
+assert_circuit_equivalent = asserting(check_circuit_equivalent)
+
+
+__all__ = ["ABLATION", "CircuitMetrics", "assert_circuit_beats_random",
+           "assert_circuit_equivalent", "check_circuit_beats_random", "check_circuit_equivalent",
+           "draw_random_circuits", "measure_circuits"]
