@@ -99,6 +99,12 @@ _LAZY: dict[str, str] = {
     "assert_circuit_beats_random": "mi_assert.edges.claims",
     "check_circuit_equivalent": "mi_assert.edges.claims",
     "assert_circuit_equivalent": "mi_assert.edges.claims",
+    # counterexample search
+    "check_holds_for_all": "mi_assert.search.counterexample",
+    "assert_holds_for_all": "mi_assert.search.counterexample",
+    "CounterexampleFound": "mi_assert.search.counterexample",
+    "attention_margin": "mi_assert.search.prompt_claims",
+    "logit_diff_margin": "mi_assert.search.prompt_claims",
 }
 
 #: subpackages reachable as attributes (``import mi_assert as m; m.zoo.available()``)
@@ -203,6 +209,12 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         check_sae_reconstruction,
         measure_sae_reconstruction,
     )
+    from mi_assert.search.counterexample import (
+        CounterexampleFound,
+        assert_holds_for_all,
+        check_holds_for_all,
+    )
+    from mi_assert.search.prompt_claims import attention_margin, logit_diff_margin
     from mi_assert.seeding import seed_everything
     from mi_assert.stats.bootstrap import bootstrap_mean
     from mi_assert.stats.evidence import Evidence

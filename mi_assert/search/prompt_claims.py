@@ -1,0 +1,103 @@
+"""Per-prompt claims for counterexample search: ``claim(handle, tokens) -> Tensor[batch]``.
+
+A claim returns one *margin* per prompt: positive where the claim holds on that prompt, zero
+or negative where it does not. The search minimises the margin, so its size should say how
+far a prompt is from failing, not only whether it fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mi_assert.backends import ModelHandle
+from mi_assert.causal.metrics import evaluate_metric, logit_diff
+from mi_assert.errors import MiAssertInputError
+from mi_assert.heads.scores import detection_pattern
+
+PromptClaim = Callable[[ModelHandle, Tensor], Tensor]
+#: answer ids: one id / one-token string for every prompt, a Tensor[batch], or tokens -> ids
+Answers = int | str | Tensor | Callable[[Tensor], Any]
+
+
+def _check_fraction(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
+        raise MiAssertInputError(f"{name} must be a number in (0, 1] (a share of attention); "
+                                 f"got {value!r}")
+    return float(value)
+
+
+class AttentionMargin:
+    """Margin of "head (layer, head) puts at least ``min_attention`` on the induction target at
+    every query that has one": per prompt, the least attention mass on the targets over those
+    query positions, minus ``min_attention``. The least (not the mean) because the claim is
+    about every position; a head that misses one position is a counterexample."""
+
+    def __init__(self, layer: int, head: int, min_attention: float = 0.5) -> None:
+        self.layer, self.head = int(layer), int(head)
+        self.min_attention = _check_fraction("min_attention", min_attention)
+        self.__name__ = f"attention_margin(L{self.layer}H{self.head}, min_attention={self.min_attention:g})"
+
+    def __call__(self, handle: ModelHandle, tokens: Tensor) -> Tensor:
+        handle.check_head(self.layer, self.head)
+        det = detection_pattern("induction", tokens.cpu())  # [batch, q, k]
+        has_target = det.sum(-1) > 0  # [batch, q]
+        empty = (~has_target.any(-1)).nonzero().flatten().tolist()
+        if empty:
+            raise MiAssertInputError(
+                f"{len(empty)} prompt(s) (e.g. #{empty[0]}: {tokens[empty[0]].tolist()}) have no "
+                "position with an induction target (no token repeats); attention_margin needs "
+                "prompts with repeated tokens, e.g. mi_assert.strategies.repeated_token_prompts")
+        hook = f"blocks.{self.layer}.attn.hook_pattern"
+        _, cache = handle.run_with_cache(tokens, [hook])
+        pattern = cache[hook][:, self.head].float().cpu()  # [batch, q, k]
+        mass = (pattern * det).sum(-1)  # attention on the targets, per query
+        least = mass.masked_fill(~has_target, float("inf")).amin(-1)
+        return least - self.min_attention
+
+    def __repr__(self) -> str:
+        return self.__name__
+
+
+def attention_margin(layer: int, head: int, min_attention: float = 0.5) -> AttentionMargin:
+    """Claim "the head attends the induction target with at least ``min_attention``" as a
+    per-prompt margin (see :class:`AttentionMargin`)."""
+    return AttentionMargin(layer, head, min_attention)
+
+
+class LogitDiffMargin:
+    """Margin of "the model prefers ``correct`` over ``wrong`` at ``position``": the logit
+    difference per prompt. Answers may be callables of the tokens, because searched prompts
+    differ from draw to draw (e.g. ``lambda t: t[:, 1]`` for the first repeated token)."""
+
+    def __init__(self, correct: Answers, wrong: Answers, position: int = -1) -> None:
+        self.correct, self.wrong, self.position = correct, wrong, position
+        self.__name__ = f"logit_diff_margin({_describe(correct)}, {_describe(wrong)})"
+
+    def __call__(self, handle: ModelHandle, tokens: Tensor) -> Tensor:
+        correct = self.correct(tokens) if callable(self.correct) else self.correct
+        wrong = self.wrong(tokens) if callable(self.wrong) else self.wrong
+        metric = logit_diff(_per_prompt(correct, tokens), _per_prompt(wrong, tokens),
+                            self.position).bind(handle)
+        return evaluate_metric(metric, handle.forward(tokens)).cpu()
+
+    def __repr__(self) -> str:
+        return self.__name__
+
+
+def logit_diff_margin(correct: Answers, wrong: Answers, position: int = -1) -> LogitDiffMargin:
+    """Claim "the logit of ``correct`` exceeds that of ``wrong``" as a per-prompt margin."""
+    return LogitDiffMargin(correct, wrong, position)
+
+
+def _per_prompt(ids: Any, tokens: Tensor) -> Any:
+    if isinstance(ids, int) and not isinstance(ids, bool):
+        return torch.full((tokens.shape[0],), ids, dtype=torch.long)
+    return ids
+
+
+def _describe(answer: Answers) -> str:
+    return getattr(answer, "__name__", None) or repr(answer)
