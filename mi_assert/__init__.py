@@ -105,6 +105,11 @@ _LAZY: dict[str, str] = {
     "CounterexampleFound": "mi_assert.search.counterexample",
     "attention_margin": "mi_assert.search.prompt_claims",
     "logit_diff_margin": "mi_assert.search.prompt_claims",
+    # invariance / directional claims under prompt transforms
+    "check_invariant": "mi_assert.search.invariance",
+    "assert_invariant": "mi_assert.search.invariance",
+    "check_directional": "mi_assert.search.invariance",
+    "assert_directional": "mi_assert.search.invariance",
 }
 
 #: subpackages reachable as attributes (``import mi_assert as m; m.zoo.available()``)
@@ -213,6 +218,12 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         CounterexampleFound,
         assert_holds_for_all,
         check_holds_for_all,
+    )
+    from mi_assert.search.invariance import (
+        assert_directional,
+        assert_invariant,
+        check_directional,
+        check_invariant,
     )
     from mi_assert.search.prompt_claims import attention_margin, logit_diff_margin
     from mi_assert.seeding import seed_everything
