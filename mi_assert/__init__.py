@@ -99,6 +99,9 @@ _LAZY: dict[str, str] = {
     "assert_circuit_beats_random": "mi_assert.edges.claims",
     "check_circuit_equivalent": "mi_assert.edges.claims",
     "assert_circuit_equivalent": "mi_assert.edges.claims",
+    "faithfulness_curve": "mi_assert.edges.curve",
+    "check_faithfulness_auc": "mi_assert.edges.curve",
+    "assert_faithfulness_auc": "mi_assert.edges.curve",
     # counterexample search
     "check_holds_for_all": "mi_assert.search.counterexample",
     "assert_holds_for_all": "mi_assert.search.counterexample",
@@ -179,6 +182,11 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         assert_circuit_equivalent,
         check_circuit_beats_random,
         check_circuit_equivalent,
+    )
+    from mi_assert.edges.curve import (
+        assert_faithfulness_auc,
+        check_faithfulness_auc,
+        faithfulness_curve,
     )
     from mi_assert.edges.graph import Edge, EdgeGraph
     from mi_assert.edges.scores import EdgeScores

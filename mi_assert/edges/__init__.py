@@ -4,7 +4,8 @@
 inputs, logits); ``edge_sweep(model, clean, corrupted, metric, method="exact" | "eap")`` scores
 them (``docs/edges.md``); a :class:`Circuit` is a set of edges, e.g. a sweep's top k.
 ``measure_circuits`` runs circuits (only their edges carry the clean signal);
-``check_circuit_beats_random`` / ``check_circuit_equivalent`` (and ``assert_*``) are claims on them.
+``check_circuit_beats_random`` / ``check_circuit_equivalent`` (and ``assert_*``) are claims on them;
+``faithfulness_curve`` / ``check_faithfulness_auc`` judge a whole ranking by its top-k circuits.
 """
 
 from mi_assert.edges.circuit import Circuit
@@ -17,11 +18,18 @@ from mi_assert.edges.claims import (
     draw_random_circuits,
     measure_circuits,
 )
+from mi_assert.edges.curve import (
+    FaithfulnessCurve,
+    assert_faithfulness_auc,
+    check_faithfulness_auc,
+    faithfulness_curve,
+)
 from mi_assert.edges.graph import Edge, EdgeGraph, Node, count_edges
 from mi_assert.edges.scores import EdgeScores
 from mi_assert.edges.sweep import edge_sweep
 
-__all__ = ["Circuit", "CircuitMetrics", "Edge", "EdgeGraph", "EdgeScores", "Node",
-           "assert_circuit_beats_random", "assert_circuit_equivalent",
-           "check_circuit_beats_random", "check_circuit_equivalent", "count_edges",
-           "draw_random_circuits", "edge_sweep", "measure_circuits"]
+__all__ = ["Circuit", "CircuitMetrics", "Edge", "EdgeGraph", "EdgeScores", "FaithfulnessCurve",
+           "Node", "assert_circuit_beats_random", "assert_circuit_equivalent",
+           "assert_faithfulness_auc", "check_circuit_beats_random", "check_circuit_equivalent",
+           "check_faithfulness_auc", "count_edges", "draw_random_circuits", "edge_sweep",
+           "faithfulness_curve", "measure_circuits"]
