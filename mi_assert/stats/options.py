@@ -75,8 +75,8 @@ def check_quorum(quorum: Any, n_seeds: int | None = None) -> int | float | None:
         raise MiAssertInputError(f"quorum={quorum!r}: use None (all seeds), an int count or a fraction in (0, 1]")
     if isinstance(quorum, (int, np.integer)):
         if quorum < 1 or (n_seeds is not None and quorum > n_seeds):
-            top = f"1..{n_seeds}" if n_seeds is not None else ">= 1"
-            raise MiAssertInputError(f"quorum={quorum}: an int count must lie in {top} (the number of seeds)")
+            allowed = f"lie in 1..{n_seeds} (the number of seeds)" if n_seeds is not None else "be >= 1"
+            raise MiAssertInputError(f"quorum={quorum}: an int count must {allowed}")
         return int(quorum)
     if not 0 < float(quorum) <= 1:
         raise MiAssertInputError(f"quorum={quorum!r}: a fraction must lie in (0, 1]")

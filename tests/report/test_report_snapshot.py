@@ -235,6 +235,18 @@ def case_checkpoint_order() -> Any:
             "natural": sorted(["x10", "x9", "x100", "y1", "x9a"], key=readout.natural_key)}
 
 
+def case_sort_keys_and_member_units() -> Any:
+    labels = [None, "", "step10", "step9", "10b", "b", "a10b2", "x"]
+    member = {"claim": "m", "metric": "s"}
+    composite = {"family": [member, member, {"metric": "no claim"}, member,
+                            {"claim": "inner", "family": [member, member]}]}
+    return {"natural": [list(readout.natural_key(x)) for x in labels],
+            "checkpoint": [list(readout.checkpoint_sort_key(*args)) for args in
+                           ((100, 2, "s"), (None, 3, "final"), (float("nan"), None, None),
+                            (5.5, float("inf"), "x"), (None, None, "step2"))],
+            "units": [key for key, _ in readout.member_units(composite, "k")]}
+
+
 CASES: dict[str, Callable[[], Any]] = {
     name[len("case_"):]: fn for name, fn in globals().items()
     if name.startswith("case_") and callable(fn)}

@@ -279,7 +279,15 @@ def case_options() -> Any:
             "int list": [check_int_list([1, 2], "seeds"), check_int_list(None, "x", allow_none=True),
                          check_int_list(3, "seeds")],
             "quorum": [check_quorum(None), check_quorum(2, 3), check_quorum(0.5)],
-            "min_prompts": check_min_prompts(9), "count": check_count(3, "n")}
+            "min_prompts": check_min_prompts(9), "count": check_count(3, "n"),
+            "edges": [check_min_prompts(2), check_quorum(3, 3), check_quorum(1.0), check_quorum(7)],
+            "refused": [raised(fn) for fn in (
+                lambda: check_min_prompts(True), lambda: check_min_prompts("3"),
+                lambda: check_min_prompts(1), lambda: check_quorum(0.0), lambda: check_quorum(0),
+                lambda: check_quorum(0, 3), lambda: check_quorum("x"), lambda: check_quorum(True),
+                lambda: check_quorum(4, 3), lambda: check_int_list(None, "seeds"),
+                lambda: check_int_list([1, 1], "seeds"), lambda: check_int_list([True], "seeds"),
+                lambda: check_int_list(3.5, "seeds"))]}
 
 
 def case_refusals() -> Any:
