@@ -389,7 +389,7 @@ def _tests(n: int) -> str:
 
 
 def _names(by_test: dict[str, str], shown: int = 5) -> str:
-    names = list(dict.fromkeys(by_test.values()))
+    names = sorted(set(by_test.values()))  # xdist workers finish in any order
     more = f", ... (+{len(names) - shown} more)" if len(names) > shown else ""
     return ", ".join(names[:shown]) + more
 

@@ -11,6 +11,7 @@ about prompts the search did not draw.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,3 +211,7 @@ def assert_holds_for_all(model: Any, claim: PromptClaim, prompts: SearchStrategy
     if not result.passed:
         raise CounterexampleFound(result)
     return result
+
+
+# the assert_* of a check_*, as every family's (its failure is a counterexample, not Evidence)
+functools.update_wrapper(assert_holds_for_all, check_holds_for_all, assigned=(), updated=())
