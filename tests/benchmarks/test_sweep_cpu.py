@@ -20,8 +20,9 @@ import mi_assert
 N_LAYERS, D_MODEL, N_HEADS, D_VOCAB, BATCH, SEQ = 4, 128, 8, 1000, 8, 16
 
 
-@pytest.fixture(scope="module")
-def setup():
+def small_gpt2_shaped_setup():
+    """(model, clean, corrupted, metric): a random GPT-2-shaped model and one changed position
+    (also the edge sweep's benchmark, tests/edges/bench_edge_sweep_cpu.py)."""
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
     cfg = HookedTransformerConfig(n_layers=N_LAYERS, d_model=D_MODEL, d_head=D_MODEL // N_HEADS,
@@ -35,6 +36,11 @@ def setup():
     metric = mi_assert.logit_diff(torch.randint(0, D_VOCAB, (BATCH,), generator=gen),
                                   torch.randint(0, D_VOCAB, (BATCH,), generator=gen))
     return model, clean, corrupted, metric
+
+
+@pytest.fixture(scope="module")
+def setup():
+    return small_gpt2_shaped_setup()
 
 
 def _tl_sweep(model, clean, corrupted, metric):

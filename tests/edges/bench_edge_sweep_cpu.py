@@ -17,25 +17,9 @@ import torch
 
 import mi_assert
 from mi_assert.edges import edge_sweep
+from tests.benchmarks.test_sweep_cpu import BATCH, D_MODEL, D_VOCAB, N_HEADS, N_LAYERS, SEQ
+from tests.benchmarks.test_sweep_cpu import small_gpt2_shaped_setup as setup
 from tests.edges.reference import naive_exact
-
-N_LAYERS, D_MODEL, N_HEADS, D_VOCAB, BATCH, SEQ = 4, 128, 8, 1000, 8, 16
-
-
-def setup():
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-
-    cfg = HookedTransformerConfig(n_layers=N_LAYERS, d_model=D_MODEL, d_head=D_MODEL // N_HEADS,
-                                  n_heads=N_HEADS, d_mlp=4 * D_MODEL, d_vocab=D_VOCAB, n_ctx=64,
-                                  act_fn="gelu_new", normalization_type="LN", seed=0)
-    model = HookedTransformer(cfg).eval()
-    gen = torch.Generator().manual_seed(0)
-    clean = torch.randint(0, D_VOCAB, (BATCH, SEQ), generator=gen)
-    corrupted = clean.clone()
-    corrupted[:, SEQ // 2] = torch.randint(0, D_VOCAB, (BATCH,), generator=gen)
-    metric = mi_assert.logit_diff(torch.randint(0, D_VOCAB, (BATCH,), generator=gen),
-                                  torch.randint(0, D_VOCAB, (BATCH,), generator=gen))
-    return model, clean, corrupted, metric
 
 
 def main() -> None:
