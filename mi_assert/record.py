@@ -16,6 +16,8 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mi_assert import cost
+
 if TYPE_CHECKING:  # the plugin imports this module for every test: keep it free of torch/scipy
     from mi_assert.stats.evidence import Evidence
 
@@ -24,6 +26,8 @@ if TYPE_CHECKING:  # the plugin imports this module for every test: keep it free
 class Recorded:
     evidence: Evidence
     context: dict[str, Any] = field(default_factory=dict)
+    #: what ran since the previous claim of the test (:func:`mi_assert.cost.between`)
+    cost: dict[str, Any] = field(default_factory=dict)
 
 
 class Recorder:
@@ -34,10 +38,13 @@ class Recorder:
         self._records: list[Recorded] = []
         self._context: dict[str, Any] = {}
         self._suppress_depth = 0
+        self._since = cost.snapshot()
 
     def set_context(self, **context: Any) -> None:
         """Tag every later record with ``context`` (e.g. ``nodeid=...``); None values clear."""
         with self._lock:
+            if "nodeid" in context:  # a test starts or ends: its first claim's cost starts here
+                self._since = cost.snapshot()
             for key, value in context.items():
                 if value is None:
                     self._context.pop(key, None)
@@ -45,9 +52,12 @@ class Recorder:
                     self._context[key] = value
 
     def record(self, evidence: Evidence) -> None:
+        now = cost.snapshot()
         with self._lock:
             if self._suppress_depth == 0:
-                self._records.append(Recorded(evidence, dict(self._context)))
+                self._records.append(Recorded(evidence, dict(self._context),
+                                              cost.between(self._since, now)))
+                self._since = now
 
     @contextmanager
     def suppressed(self) -> Iterator[None]:

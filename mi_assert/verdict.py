@@ -47,6 +47,15 @@ def raise_if_failed(evidence: Evidence, hint: str = "") -> Evidence:
     return evidence
 
 
+def with_family(evidence: Evidence, module: str) -> Evidence:
+    """The evidence with ``settings["family"]`` (``heads``, ``causal``, ``sae``...: the package
+    of the check that made it), which reports group and filter by; kept when already set."""
+    parts = module.split(".")
+    if "family" in evidence.settings or len(parts) < 3 or parts[0] != "mi_assert":
+        return evidence
+    return evidence.with_context(settings={"family": parts[1]})
+
+
 def asserting(check: Callable[P, Evidence]) -> Callable[P, Evidence]:
     """The ``assert_*`` of a ``check_*``: the same arguments and documentation; it records the
     evidence, returns it when the claim holds and raises :class:`ClaimFailed` (with the
@@ -56,7 +65,7 @@ def asserting(check: Callable[P, Evidence]) -> Callable[P, Evidence]:
     @functools.wraps(check)
     def assertion(*args: P.args, **kwargs: P.kwargs) -> Evidence:
         __tracebackhide__ = True
-        return raise_if_failed(check(*args, **kwargs))
+        return raise_if_failed(with_family(check(*args, **kwargs), check.__module__))
 
     assertion.__name__ = assertion.__qualname__ = name
     assertion.__doc__ = (f"Assert the claim :func:`{check.__name__}` checks: returns its "

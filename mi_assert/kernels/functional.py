@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mi_assert.cost import count_forward
+
 #: TL ``act_fn`` name -> elementwise function (the tanh forms agree with TL's to ~1e-7).
 _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
@@ -343,6 +345,7 @@ def run_and_cache(
     want_z: bool = False,
 ) -> RunCache:
     """Run layers ``0..upto_layer-1`` and keep only the requested activations (memory-lean)."""
+    count_forward(int(tokens.shape[0]))
     x = fm.embed(tokens)
     cache = RunCache(resid_pre=[], resid_mid=[], z=[])
     for layer in range(upto_layer):

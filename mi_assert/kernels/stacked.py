@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from mi_assert.cost import count_forward
 from mi_assert.kernels.functional import FunctionalModel
 
 #: fill(step, rows) -> the residual of variants ``rows`` at their entry ``step``: [len, B, T, d]
@@ -39,6 +40,7 @@ def run_stacked(
     its attention for the last query only and its MLP on the last position only.
     """
     n = len(entry_steps)
+    count_forward(n * batch)
     if any(a > b for a, b in zip(entry_steps, entry_steps[1:], strict=False)):
         raise ValueError("entry_steps must be sorted ascending")
     d = fm.d_model

@@ -24,7 +24,10 @@ def to_records(recorded: Iterable[Any],
             model = fallback_model()
             if model:
                 ev["model"] = dict(model)
-        out.append(make_record(ev, rec.context, figures_to_plain(getattr(rec.evidence, "figures", {}))))
+        record = make_record(ev, rec.context, figures_to_plain(getattr(rec.evidence, "figures", {})))
+        if getattr(rec, "cost", None):
+            record["cost"] = dict(rec.cost)
+        out.append(record)
     return out
 
 

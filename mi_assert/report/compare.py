@@ -175,6 +175,8 @@ def compare(baseline: Sequence[Mapping[str, Any]], run: Sequence[Mapping[str, An
             "metric": ref["metric"], "alternative": ref["alternative"],
             "tolerance": tolerance_for(str(ref["metric"]), tolerances),
             "baseline": b and b["estimate"], "new": n and n["estimate"],
+            "baseline_low": b and b["low"], "baseline_high": b and b["high"],
+            "baseline_threshold": b and b["threshold"],
             "low": n and n["low"], "high": n and n["high"], "delta": None,
             "baseline_verdict": b and verdict(b), "new_verdict": n and verdict(n),
             "rule": "", "note": ""}

@@ -29,7 +29,7 @@ REPORT_KIND = "mi-assert-report"
 BASELINE_KIND = "mi-assert-baseline"
 #: keys whose values change from run to run (timings, hosts, workers): ignored when comparing
 VOLATILE_KEYS = frozenset({"created", "duration_s", "elapsed_s", "wall_s", "worker", "workers",
-                           "host", "pid", "complete", "argv"})
+                           "host", "pid", "complete", "argv", "cost"})
 
 
 def strip_param(nodeid: str, param_id: str | None) -> str:

@@ -106,3 +106,16 @@ def induction_head(seed: int = 0) -> tuple[int, int]:
     from mi_assert.zoo import ground_truth
 
     return ground_truth(f"planted-induction@s{seed}").heads("induction")[0]
+
+
+def page_figures(page: str) -> dict[str, dict]:
+    """The figure data a report page carries for its script (figure id → drawable spec)."""
+    start = page.index('<script type="application/json" id="mi-data">')
+    body = page[page.index(">", start) + 1:page.index("</script>", start)]
+    return json.loads(body.replace("<\\/", "</"))["figs"]
+
+
+def assert_self_contained(page: str) -> None:
+    """No address outside the file: nothing to fetch, so the page opens offline."""
+    assert "http://" not in page and "https://" not in page
+    assert "<script src" not in page and "<link" not in page and "<img src=\"http" not in page

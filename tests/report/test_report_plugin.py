@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from mi_assert.report.schema import strip_volatile
-from tests.report.helpers import CLAIMS_MODULE, induction_head, save_planted_checkpoint
+from tests.report.helpers import (
+    CLAIMS_MODULE,
+    assert_self_contained,
+    induction_head,
+    page_figures,
+    save_planted_checkpoint,
+)
 
 SUITE = """
 import pytest
@@ -152,8 +158,9 @@ def test_xdist_report_equals_serial_report(pytester: pytest.Pytester) -> None:
     assert {"induction score per head", "attention pattern", "scores per prompt"} <= set(
         docs[0]["records"][0]["figures"])
     page = (pytester.path / "parallel" / "report.html").read_text()
-    assert page.count("data:image/png;base64,") >= 4 * 4  # per-seed plot + 3 figures per claim
-    assert "http://" not in page and "https://" not in page and "<script" not in page
+    kinds = sorted(f["kind"] for f in page_figures(page).values())
+    assert kinds.count("forest") == 4 and len(kinds) >= 4 * 4  # per-seed plot + 3 figures per claim
+    assert_self_contained(page)
     junit = (pytester.path / "junit.xml").read_text()
     assert 'name="mi.0.claim" value="L1H0 is an induction head"' in junit
     assert 'name="mi.0.verdict" value="PASS"' in junit and 'name="mi.0.estimate"' in junit

@@ -19,6 +19,7 @@ from mi_assert.report.progress import Progress, progress, set_sink
 from mi_assert.report.schema import make_record, strip_param, strip_volatile
 from mi_assert.scaleout import remote_value, worker_device
 from mi_assert.zoo.checkpoint_list import checkpoints_of, expand_checkpoints
+from tests.report.helpers import assert_self_contained, page_figures
 
 
 def _record(claim: str = "c", estimate: float = 0.8, low: float = 0.7, high: float = 0.9,
@@ -125,9 +126,12 @@ def test_html_is_self_contained_and_survives_bad_figures() -> None:
     rec["figures"] = figures_to_plain({"bad": {"kind": "heatmap", "data": [[[1.0]]]},
                                        "ok": {"kind": "heatmap", "data": [[1.0, 2.0]]}})
     page = render_html(build_report([rec]))
-    assert "L1H2 &lt;is&gt; induction" in page and "cannot draw" in page
-    assert page.count("data:image/png;base64,") == 3  # per-seed, ok figure, trajectory
-    assert "http://" not in page and "https://" not in page and "<script" not in page
+    assert "L1H2 &lt;is&gt; induction" in page
+    figs = page_figures(page)
+    assert sorted(f["kind"] for f in figs.values()) == ["error", "forest", "heatmap", "trajectory"]
+    assert [f["error"] for f in figs.values() if f["kind"] == "error"] == [
+        "heatmap data must be 1-d or 2-d, got 3-d"]
+    assert_self_contained(page)
 
 
 def test_atomic_write_and_dir_checks(tmp_path: Path) -> None:
