@@ -80,6 +80,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("mi_remote", help="ndif | local | host URL", default=None)
     parser.addini("mi_summary", help="print the claims table at the end of the run (default true)",
                   type="bool", default=True)
+    group.addoption("--mi-shard", dest="mi_shard", default=None, metavar="I/N",
+                    help="run shard I of N (1-based): test files dealt out by size, the same "
+                    "split on every machine; merge the reports with python -m mi_assert.report "
+                    "merge")
+    group.addoption("--mi-shard-allow-empty", dest="mi_shard_allow_empty", action="store_true",
+                    default=False, help="with --mi-shard: let a shard that selects no tests "
+                    "(fewer test files than shards) pass instead of exiting with status 5")
 
 
 def get_option(config: pytest.Config, name: str) -> Any:
@@ -289,11 +296,17 @@ class MiSession:
 
     def _meta(self) -> dict[str, Any]:
         import mi_assert
+        from mi_assert import shard
 
         workers = getattr(self.config.option, "numprocesses", None)
+        missing = [{"nodeid": nodeid, "model": model, "outcome": outcome}
+                   for outcome, by_test in (("skipped", self.missing_skipped),
+                                            ("failed", self.missing_failed))
+                   for nodeid, model in sorted(by_test.items())]
         return {"mi_assert": mi_assert.__version__, "workers": workers,
                 "duration_s": round(time.monotonic() - self.started, 3),
-                "argv": list(self.config.invocation_params.args)}
+                "argv": list(self.config.invocation_params.args), **shard.meta(self.config),
+                "missing_weights": missing}
 
     # ----- the end ---------------------------------------------------------------------------
     def _collect_leftovers(self) -> None:
@@ -309,7 +322,12 @@ class MiSession:
 
     @pytest.hookimpl
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        from mi_assert import shard
+
         self._collect_leftovers()
+        shard_line = shard.finish(self.config, session)
+        if shard_line is not None:
+            self.messages.append(shard_line)
         if self.compare_name is not None:
             from mi_assert.report.compare import compare
 
@@ -370,12 +388,16 @@ class MiSession:
                 terminalreporter.write_line(line)
         for message in self.messages:
             terminalreporter.write_line(f"mi-assert: {message}")
-        terminalreporter.write_line(self._missing_weights_line())
+        terminalreporter.write_line(self._totals_line())
 
-    def _missing_weights_line(self) -> str:
-        """Always printed, last: a green run whose models were absent checked nothing."""
+    def _totals_line(self) -> str:
+        """Always printed, last: the claims' totals and the tests skipped for missing weights
+        (a green run whose models were absent checked nothing)."""
+        from mi_assert.report.summary import totals_line
+
         n_skipped = len(self.missing_skipped)
-        line = f"mi-assert: {_tests(n_skipped)} skipped for missing weights"
+        line = (f"mi-assert: {totals_line(self.records)}; {_tests(n_skipped)} skipped for "
+                "missing weights")
         if n_skipped:
             line += f" ({_names(self.missing_skipped)}); --mi-require-models makes them fail"
         if self.missing_failed:
@@ -415,6 +437,30 @@ def check_run_options(config: pytest.Config) -> None:
     _check_choice(config, "mi_backend", "backend", _backend_names)
     _check_choice(config, "mi_dtype", "dtype", _dtype_names)
     _check_device(config)
+    _check_shard(config)
+
+
+def _check_shard(config: pytest.Config) -> None:
+    from mi_assert.shard import configure
+
+    try:
+        configure(config)
+    except ValueError as exc:  # MiAssertInputError
+        raise _usage_error(exc) from exc
+
+
+@pytest.hookimpl(trylast=True)  # after -k / -m deselection: shards split what would run
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from mi_assert import shard
+
+    shard.apply(config, items)
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist: a worker's shard plan reaches the controller
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    from mi_assert import shard
+
+    shard.receive_worker_plan(node)
 
 
 def _option_source(config: pytest.Config, name: str) -> str:

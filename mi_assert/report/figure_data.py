@@ -66,9 +66,11 @@ def binned(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _pattern(spec: Mapping[str, Any]) -> dict[str, Any]:
-    data = spec.get("data")
-    examples = data if _depth(data) == 3 else [data]
-    examples = examples[:MAX_PATTERN_EXAMPLES]
+    data: Any = spec.get("data") or []
+    depth = _depth(data)
+    if depth not in (2, 3):
+        raise ValueError(f"pattern data must be [q, k] or [examples, q, k], got {depth}-d")
+    examples: list[Any] = (data if depth == 3 else [data])[:MAX_PATTERN_EXAMPLES]
     tokens = spec.get("tokens")
     if tokens and isinstance(tokens[0], list):
         token_rows = [[str(t) for t in row] for row in tokens[:len(examples)]]
@@ -101,7 +103,10 @@ def browser_figure(spec: Mapping[str, Any]) -> dict[str, Any]:
     if kind == "hist":
         return {**binned(spec), **common}
     if kind == "pattern":
-        return {**_pattern(spec), **common}
+        try:
+            return {**_pattern(spec), **common}
+        except ValueError as exc:
+            return {"kind": "error", "error": str(exc), **common}
     if kind == "heatmap":
         depth = _depth(spec["data"])
         if depth not in (1, 2):

@@ -1,18 +1,18 @@
-"""The terminal summary table of claims recorded in a session."""
+"""The terminal summary of the claims recorded in a session, grouped like the HTML report.
+
+Suite file → model and test, one line per claim with the deciding member of a composite claim;
+claims whose tests expected them to fail (``pytest.raises``, strict xfail) are folded into a
+count per group. The plugin prints the run's totals as the very last line
+(:func:`totals_line`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mi_assert.report import layout
 from mi_assert.report.readout import fmt, is_expected_failure, members, relation, totals, verdict
-
-
-def _verdict_cell(rec: Mapping[str, Any]) -> str:
-    text = verdict(rec["evidence"])
-    if is_expected_failure(rec):
-        text += " (xfail)" if rec.get("test_outcome") == "xfailed" else " (expected)"
-    return text
 
 
 def _claim_cell(rec: Mapping[str, Any]) -> str:
@@ -25,25 +25,43 @@ def _claim_cell(rec: Mapping[str, Any]) -> str:
     return claim
 
 
-def summary_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    """One line per record: verdict, claim, estimate [interval], the comparison that holds
-    (or the reason), n and its unit, test; then the run's one-line verdict."""
-    rows = []
-    for rec in records:
-        ev = rec["evidence"]
-        rows.append((
-            _verdict_cell(rec),
-            _claim_cell(rec),
+def _cells(rec: Mapping[str, Any]) -> tuple[str, ...]:
+    ev = rec["evidence"]
+    return (verdict(ev), _claim_cell(rec),
             f"{fmt(ev.get('estimate'))} [{fmt(ev.get('low'))}, {fmt(ev.get('high'))}]",
-            relation(ev),
-            f"n={ev.get('n')} {ev.get('unit') or ''}".rstrip(),
-            str(rec.get("nodeid") or ""),
-        ))
-    if not rows:
+            relation(ev), f"n={ev.get('n')} {ev.get('unit') or ''}".rstrip())
+
+
+def summary_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Grouped claim lines (verdict, claim, estimate [interval], the comparison that holds or
+    the reason, n and its unit), then the run's one-line verdict; [] without records."""
+    if not records:
         return []
-    header = ("verdict", "claim", "estimate [interval]", "bound vs threshold", "n", "test")
-    rows.insert(0, header)
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(5)) + "  " + r[5] for r in rows]
+    groups = layout.grouped(records)
+    shown = [_cells(r) for g in groups for r in g.records if not is_expected_failure(r)]
+    widths = [max((len(c[i]) for c in shown), default=0) for i in range(4)]
+    lines: list[str] = []
+    suite = None
+    for group in groups:
+        if group.suite != suite:
+            suite = group.suite
+            lines.append(suite)
+        lines.append(f"  {group.model} :: {group.test}")
+        expected = [r for r in group.records if is_expected_failure(r)]
+        for rec in group.records:
+            if rec in expected:
+                continue
+            cells = _cells(rec)
+            lines.append("    " + "  ".join(c.ljust(widths[i]) for i, c in enumerate(cells[:4]))
+                         + "  " + cells[4])
+        if expected:
+            lines.append(f"    (+{len(expected)} expected failure(s): FAIL as the test expected)")
     lines.append(totals(records)["verdict"])
     return lines
+
+
+def totals_line(records: Sequence[Mapping[str, Any]]) -> str:
+    """``12 claim(s): 10 passed, 1 failed, 1 expected failure(s)`` (failed = unexpectedly)."""
+    t = totals(records)
+    return (f"{t['claims']} claim(s): {t['passed']} passed, {t['unexpected_failures']} failed, "
+            f"{t['expected_failures']} expected failure(s)")

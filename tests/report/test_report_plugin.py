@@ -149,7 +149,7 @@ def test_xdist_report_equals_serial_report(pytester: pytest.Pytester) -> None:
     serial.assert_outcomes(passed=2, failed=2)
     parallel = pytester.runpytest_subprocess(*common, "-n", "2", "--mi-report", "parallel")
     parallel.assert_outcomes(passed=2, failed=2)
-    parallel.stdout.fnmatch_lines(["*mi-assert claims*", "FAIL *L0H1 is an induction head*",
+    parallel.stdout.fnmatch_lines(["*mi-assert claims*", "*FAIL *L0H1 is an induction head*",
                                    "*report written: *parallel/report.html*"])
     docs = [json.loads((pytester.path / d / "report.json").read_text()) for d in ("serial", "parallel")]
     assert len(docs[0]["records"]) == 4 and docs[0]["complete"]
@@ -215,7 +215,7 @@ def test_composite_baseline_compares_every_member(pytester: pytest.Pytester) -> 
     model = save_planted_checkpoint(pytester.path / "model")
     saved = pytester.runpytest("--mi-model", "model", "--mi-save-baseline", "main")
     saved.assert_outcomes(passed=1)
-    saved.stdout.fnmatch_lines(["PASS *only L1H0 induces [[]deciding: *[]]*bound *threshold*"])
+    saved.stdout.fnmatch_lines(["*PASS *only L1H0 induces [[]deciding: *[]]*bound *threshold*"])
     (path,) = _baseline_files(pytester.path)
     (rec,) = json.loads(path.read_text())["records"]
     assert [m["claim"] for m in rec["members"]] == ["L1H0 is an induction head",

@@ -24,6 +24,11 @@ from mi_assert.stats.evidence import Evidence, SeedResult
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def claim_lines(lines: list[str]) -> list[str]:
+    """The claim lines of the terminal summary (indented under their suite and test)."""
+    return [ln[4:] for ln in lines if ln.startswith("    ") and not ln.startswith("    (+")]
+
+
 def _ev(claim: str, estimate: float, low: float, high: float, threshold: float,
         alternative: str = "greater", metric: str = "score", n: int = 32, spec: str = "m",
         ckpt: str = "h1", seeds: int = 1) -> Evidence:
@@ -139,9 +144,10 @@ def test_every_surface_prints_the_comparison_that_holds() -> None:
     assert relation({"bound": 0.30004, "threshold": 0.3, "alternative": "greater"}) == (
         "bound 0.30004 > threshold 0.30000")
     records = [_rec(failing), _rec(less_pass, "t.py::test_l0")]
-    lines = summary_lines(records)
-    assert "bound 0.250 <= threshold 0.300" in lines[1] and lines[1].startswith("FAIL")
-    assert "bound 35.000 < threshold 64.000" in lines[2]
+    lines = claim_lines(summary_lines(records))
+    (failed,) = [ln for ln in lines if ln.startswith("FAIL")]
+    assert "bound 0.250 <= threshold 0.300" in failed
+    assert any("bound 35.000 < threshold 64.000" in ln for ln in lines) and len(lines) == 2
     page = render_html(build_report(records))
     assert "bound 0.250 &lt;= threshold 0.300" in page and "bound 0.250 &gt;" not in page
     assert failing.summary_line() in page.replace("&lt;", "<").replace("&#x27;", "'")
@@ -152,7 +158,7 @@ def test_every_surface_prints_the_comparison_that_holds() -> None:
                          high=float("nan"), bound=float("nan"), n=0, threshold=0.5, alpha=0.05,
                          alternative="greater", passed=False, reason="undefined: denominator <= 0")
     assert relation(undefined.to_dict()) == "bound nan, threshold 0.500: undefined: denominator <= 0"
-    assert "undefined: denominator" in summary_lines([_rec(undefined)])[1]
+    assert "undefined: denominator" in claim_lines(summary_lines([_rec(undefined)]))[0]
 
 
 def test_composite_card_shows_the_deciding_member_and_a_member_table() -> None:
@@ -163,7 +169,7 @@ def test_composite_card_shows_the_deciding_member_and_a_member_table() -> None:
     assert "deciding member: explained variance &gt;= 0.5" in page
     assert '<table class="members">' in page and 'class="deciding"' in page
     assert "bound 0.400 &lt;= threshold 0.500" in page and "bound 35.000 &lt; threshold 64.000" in page
-    line = summary_lines([rec])[1]
+    (line,) = claim_lines(summary_lines([rec]))
     assert "[deciding: explained variance >= 0.5]" in line and "bound 0.400 <= threshold 0.500" in line
     props = dict(junit_properties([rec]))
     assert props["mi.0.deciding"] == "explained variance >= 0.5"
@@ -182,7 +188,11 @@ def test_totals_count_failures() -> None:
     assert "1 passed" in page and "1 failed unexpectedly" in page and "1 expected failures" in page
     assert "all 3" not in page
     assert "2 of 3 claim(s) FAILED" in page
-    assert summary_lines(doc["records"])[-1].startswith("2 of 3 claim(s) FAILED")
+    lines = summary_lines(doc["records"])
+    assert lines[-1].startswith("2 of 3 claim(s) FAILED")
+    assert lines[0] == "t.py", lines
+    assert "    (+1 expected failure(s): FAIL as the test expected)" in lines
+    assert len(claim_lines(lines)) == 2  # the expected failure is folded into the count
     assert totals([_rec(good)])["verdict"] == "all 1 claim(s) passed"
     assert totals([])["verdict"] == "no claims recorded"
 
