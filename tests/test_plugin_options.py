@@ -76,7 +76,7 @@ def mi_lines(result: pytest.RunResult) -> list[str]:
     return [line for line in result.outlines if line.startswith("mi-assert: ")]
 
 
-NO_CLAIMS = "mi-assert: 0 claim(s): 0 passed, 0 failed, 0 expected failure(s); "
+NO_CLAIMS = "mi-assert: 0 claim(s): 0 passed, 0 failed unexpectedly, 0 expected failure(s); "
 
 
 def assert_last_mi_line(result: pytest.RunResult, expected: str) -> None:
@@ -200,7 +200,7 @@ def test_missing_weights_skips_are_counted_on_the_last_line(pytester):
     pytester.makepyfile(MISSING)
     result = pytester.runpytest("-p", "no:randomly", "-rs")
     result.assert_outcomes(passed=1, skipped=2)
-    assert_last_mi_line(result, "mi-assert: 0 claim(s): 0 passed, 0 failed, 0 expected failure(s); 2 tests skipped for missing weights "
+    assert_last_mi_line(result, "mi-assert: 0 claim(s): 0 passed, 0 failed unexpectedly, 0 expected failure(s); 2 tests skipped for missing weights "
                         "(attn-only-2l-induction@s0:step150, gpt2); --mi-require-models makes them fail")
 
 
@@ -208,7 +208,7 @@ def test_no_missing_weights_still_says_zero(pytester):
     pytester.makepyfile("import pytest\n\ndef test_plain():\n    pytest.skip('other reason')\n")
     result = pytester.runpytest()
     result.assert_outcomes(skipped=1)
-    assert_last_mi_line(result, "mi-assert: 0 claim(s): 0 passed, 0 failed, 0 expected failure(s); 0 tests skipped for missing weights")
+    assert_last_mi_line(result, "mi-assert: 0 claim(s): 0 passed, 0 failed unexpectedly, 0 expected failure(s); 0 tests skipped for missing weights")
 
 
 @pytest.mark.parametrize("how", ["flag", "ini"])
@@ -226,7 +226,7 @@ def test_require_models_fails_tests_with_missing_weights(pytester, how):
         "model 'gpt2' could not be loaded: offline",
         "(--mi-require-models: *",
     ])
-    assert_last_mi_line(result, "mi-assert: 0 claim(s): 0 passed, 0 failed, 0 expected failure(s); 0 tests skipped for missing weights; 2 tests failed for "
+    assert_last_mi_line(result, "mi-assert: 0 claim(s): 0 passed, 0 failed unexpectedly, 0 expected failure(s); 0 tests skipped for missing weights; 2 tests failed for "
                         "missing weights (attn-only-2l-induction@s0:step150, gpt2) under "
                         "--mi-require-models")
 
@@ -236,10 +236,10 @@ def test_missing_weights_reach_the_controller_under_xdist(pytester):
     pytester.makepyfile(OWN_SKIPS)
     result = pytester.runpytest("-n", "2", "-p", "no:randomly")
     result.assert_outcomes(skipped=3)
-    assert_last_mi_line(result, "mi-assert: 0 claim(s): 0 passed, 0 failed, 0 expected failure(s); 2 tests skipped for missing weights (gpt2, "
+    assert_last_mi_line(result, "mi-assert: 0 claim(s): 0 passed, 0 failed unexpectedly, 0 expected failure(s); 2 tests skipped for missing weights (gpt2, "
                         "gpt2-small-res-jb/blocks.8.hook_resid_pre); --mi-require-models makes them fail")
     result = pytester.runpytest("-n", "2", "-p", "no:randomly", "--mi-require-models")
     result.assert_outcomes(failed=2, skipped=1)
     result.stdout.fnmatch_lines(["weights not cached", "model 'gpt2' could not be loaded: offline"])
-    assert mi_lines(result)[-1].startswith("mi-assert: 0 claim(s): 0 passed, 0 failed, 0 expected failure(s); 0 tests skipped for missing weights; 2 tests "
+    assert mi_lines(result)[-1].startswith("mi-assert: 0 claim(s): 0 passed, 0 failed unexpectedly, 0 expected failure(s); 0 tests skipped for missing weights; 2 tests "
                                            "failed for missing weights")

@@ -61,7 +61,7 @@ def summary_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def totals_line(records: Sequence[Mapping[str, Any]]) -> str:
-    """``12 claim(s): 10 passed, 1 failed, 1 expected failure(s)`` (failed = unexpectedly)."""
+    """``12 claim(s): 10 passed, 1 failed unexpectedly, 1 expected failure(s)``."""
     t = totals(records)
-    return (f"{t['claims']} claim(s): {t['passed']} passed, {t['unexpected_failures']} failed, "
-            f"{t['expected_failures']} expected failure(s)")
+    return (f"{t['claims']} claim(s): {t['passed']} passed, {t['unexpected_failures']} failed "
+            f"unexpectedly, {t['expected_failures']} expected failure(s)")

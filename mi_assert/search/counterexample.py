@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,10 @@ from torch import Tensor
 from mi_assert.backends import ModelHandle
 from mi_assert.errors import MiAssertInputError
 from mi_assert.loading import resolve_model
+from mi_assert.record import record
+from mi_assert.report.progress import Progress
 from mi_assert.search.prompt_claims import PromptClaim
+from mi_assert.stats.evidence import Evidence
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,34 @@ class SearchResult:
         text = f"\n  text: {ce.text!r}" if ce.text is not None else ""
         return (f"{self.claim} on {self.model}: counterexample found at example {ce.found_at} "
                 f"({searched}); shrunk to a batch of shape {tuple(ce.batch.shape)}\n"
-                f"  tokens: {ce.tokens[0].tolist()}{text}\n  margin: {ce.margin:.4g} (<= 0: fails)")
+                f"  tokens: {ce.tokens[0].tolist()}{text}\n"
+                f"  prompt: {describe_prompt(ce.tokens[0].tolist())}\n"
+                f"  margin: {ce.margin:.4g} (<= 0: fails)")
+
+    def to_evidence(self, model: Mapping[str, Any] | None = None,
+                    figures: Mapping[str, Any] | None = None) -> Evidence:
+        """The search as report evidence: its least margin against 0 over the examples searched
+        (a search, not a sample: no interval, no confidence level; a failure states the
+        counterexample as its reason)."""
+        ce = self.counterexample
+        details: dict[str, Any] = {"searched": self.summary().splitlines()[0],
+                                   "max_examples": self.max_examples}
+        reason = ""
+        if ce is not None:
+            reason = (f"counterexample at example {ce.found_at}: margin {ce.margin:.4g} <= 0 "
+                      f"({describe_prompt(ce.tokens[0].tolist())})")
+            details["counterexample"] = {
+                "tokens": ce.tokens[0].tolist(), "text": ce.text, "margin": ce.margin,
+                "found_at": ce.found_at, "structure": describe_prompt(ce.tokens[0].tolist()),
+                "batch_shape": list(ce.batch.shape)}
+        least = self.least_margin if math.isfinite(self.least_margin) else 0.0
+        return Evidence(
+            claim=f"{self.claim} holds for every prompt searched", metric="least margin",
+            estimate=least, low=least, high=least, bound=least, n=self.n_examples,
+            threshold=0.0, alpha=float("nan"), alternative="greater",
+            passed=ce is None and least > 0, reason=reason, unit="examples searched",
+            settings={"family": "search", **self.settings}, model=dict(model or {}),
+            details=details, figures=dict(figures or {}))
 
     def __str__(self) -> str:
         return self.summary()
@@ -82,6 +114,28 @@ class CounterexampleFound(AssertionError):
         self.tokens = result.counterexample.tokens
         self.margin = result.counterexample.margin
         self.text = result.counterexample.text
+
+
+def repeat_structure(tokens: Sequence[int]) -> tuple[int, int] | None:
+    """``(repeat length, first position of the copy)`` when the prompt ends in a block of
+    tokens followed by an exact copy of it (the longest such block), else None."""
+    t = list(tokens)
+    for length in range(len(t) // 2, 0, -1):
+        if t[-length:] == t[-2 * length:-length]:
+            return length, len(t) - length
+    return None
+
+
+def describe_prompt(tokens: Sequence[int]) -> str:
+    """What a reader needs to see in a counterexample's prompt: its length and, for a repeated
+    block, the repeat length (which is what induction claims depend on)."""
+    found = repeat_structure(tokens)
+    text = f"length {len(tokens)}"
+    if found is not None:
+        length, start = found
+        text += (f"; a block of {length} token(s) then its copy (repeat length {length}, "
+                 f"copy from position {start})")
+    return text
 
 
 class _Failed(Exception):
@@ -157,6 +211,7 @@ def check_holds_for_all(model: Any, claim: PromptClaim, prompts: SearchStrategy[
     found_at = 0
     last_failure: tuple[Tensor, Tensor] | None = None
     input_error: list[MiAssertInputError] = []
+    bar = Progress(max_examples, f"search {name} on {handle.spec}")
 
     @settings(max_examples=max_examples, database=_database(database), deadline=None,
               suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
@@ -175,6 +230,7 @@ def check_holds_for_all(model: Any, claim: PromptClaim, prompts: SearchStrategy[
             raise
         worst = float(margins.min())
         least = min(least, worst)
+        bar.update(note=f"least margin {least:.4g}")
         target(-worst, label="negated least margin")
         if worst <= 0:
             found_at = found_at or calls
@@ -191,12 +247,14 @@ def check_holds_for_all(model: Any, claim: PromptClaim, prompts: SearchStrategy[
     try:
         probe()
     except _Failed:
+        bar.close("counterexample found")
         assert last_failure is not None
         batch, margins = last_failure  # Hypothesis replays the shrunk example last
         i = int(margins.argmin())
         ce = Counterexample(tokens=batch[i:i + 1], margin=float(margins[i]), batch=batch,
                             text=_decode(handle, batch[i]), found_at=found_at)
         return SearchResult(name, handle.spec, False, calls, max_examples, least, ce, common)
+    bar.close(f"no counterexample in {calls} examples")
     return SearchResult(name, handle.spec, True, calls, max_examples, least, None, common)
 
 
@@ -206,8 +264,14 @@ def assert_holds_for_all(model: Any, claim: PromptClaim, prompts: SearchStrategy
     """Raise :class:`CounterexampleFound` (an AssertionError showing the shrunk prompt and its
     margin) when the search of :func:`check_holds_for_all` finds one; else return its result."""
     __tracebackhide__ = True
-    result = check_holds_for_all(model, claim, prompts, max_examples=max_examples, seed=seed,
+    handle = resolve_model(model)
+    result = check_holds_for_all(handle, claim, prompts, max_examples=max_examples, seed=seed,
                                  database=database)
+    figures = {}
+    picture = getattr(claim, "figure", None)
+    if result.counterexample is not None and callable(picture):
+        figures["counterexample"] = picture(handle, result.counterexample.tokens)
+    record(result.to_evidence(handle.describe(), figures))
     if not result.passed:
         raise CounterexampleFound(result)
     return result

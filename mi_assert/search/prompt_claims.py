@@ -58,8 +58,28 @@ class AttentionMargin:
         least = mass.masked_fill(~has_target, float("inf")).amin(-1)
         return least - self.min_attention
 
+    def figure(self, handle: ModelHandle, tokens: Tensor) -> dict[str, Any]:
+        """The head's attention on one prompt (``[1, pos]``), as a report ``pattern`` figure."""
+        hook = f"blocks.{self.layer}.attn.hook_pattern"
+        _, cache = handle.run_with_cache(tokens, [hook])
+        labels = _token_labels(handle, tokens[0])
+        return {"kind": "pattern", "data": cache[hook][0, self.head].float().cpu(),
+                "tokens": labels, "labels": [f"L{self.layer}H{self.head}"],
+                "xlabel": "key position", "ylabel": "query position",
+                "title": f"L{self.layer}H{self.head} attention on the counterexample"}
+
     def __repr__(self) -> str:
         return self.__name__
+
+
+def _token_labels(handle: ModelHandle, ids: Tensor) -> list[str]:
+    tok = handle.tokenizer
+    if tok is None:
+        return [str(int(i)) for i in ids]
+    try:
+        return [str(tok.decode([int(i)])) for i in ids]
+    except Exception:  # a tokenizer that cannot decode one id: show the ids
+        return [str(int(i)) for i in ids]
 
 
 def attention_margin(layer: int, head: int, min_attention: float = 0.5) -> AttentionMargin:

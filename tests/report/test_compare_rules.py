@@ -256,5 +256,5 @@ def test_report_totals_on_a_run_with_mixed_outcomes(pytester: pytest.Pytester):
     assert "2 passed" in page and "2 failed unexpectedly" in page and "all 6" not in page
     assert "2 expected failures" in page and t["verdict"] in page
     last = [ln for ln in result.outlines if ln.startswith("mi-assert: ")][-1]
-    assert last.startswith("mi-assert: 6 claim(s): 2 passed, 2 failed, 2 expected failure(s); "
+    assert last.startswith("mi-assert: 6 claim(s): 2 passed, 2 failed unexpectedly, 2 expected failure(s); "
                            "0 tests skipped for missing weights"), last

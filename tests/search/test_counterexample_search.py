@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from mi_assert.record import recording
+from mi_assert.report.collect import to_records
+from mi_assert.report.html import render_html
+from mi_assert.report.json_report import build_report
 from mi_assert.search import (
     CounterexampleFound,
     assert_holds_for_all,
@@ -11,7 +15,9 @@ from mi_assert.search import (
     check_holds_for_all,
     logit_diff_margin,
 )
+from mi_assert.search.counterexample import describe_prompt, repeat_structure
 from mi_assert.strategies import repeated_token_prompts
+from tests.report.helpers import page_figures
 
 #: repeat length is drawn (2..31) with the tokens; batches of 1-4 distinct prompts
 REPEATS = repeated_token_prompts(d_vocab=64, bos_token_id=0, min_len=2, max_len=31,
@@ -38,6 +44,8 @@ def test_positional_impostor_is_falsified_shrunk_and_replayed(planted, tmp_path)
     assert first.value.margin < 0
     assert tuple(ce.batch.shape) == (1, 5)  # shrunk to one prompt of repeat length 2
     assert str(ce.tokens[0].tolist()) in str(first.value)
+    # the impostor matches the induction target only at repeat length offset + 1
+    assert "repeat length 2," in str(first.value) and truth.offset + 1 != 2
     assert any(tmp_path.rglob("*")), "the failing example was saved"
 
     seen = []
@@ -76,3 +84,38 @@ def test_search_finds_an_ambiguous_repeat_and_replays_it_first(planted, tmp_path
     again = check_holds_for_all(handle, claim, REPEATS, max_examples=50, database=tmp_path)
     assert again.counterexample is not None
     assert again.counterexample.found_at == 1 < ce.found_at
+
+
+def test_repeat_structure_of_a_prompt():
+    assert repeat_structure([0, 5, 6, 7, 5, 6, 7]) == (3, 4)
+    assert repeat_structure([0, 5, 5]) == (1, 2)
+    assert repeat_structure([0, 1, 2, 3]) is None
+    assert describe_prompt([0, 5, 6, 5, 6]) == (
+        "length 5; a block of 2 token(s) then its copy (repeat length 2, copy from position 3)")
+    assert describe_prompt([4, 1]) == "length 2"
+
+
+def test_search_is_recorded_for_the_report_with_its_counterexample(planted):
+    handle, truth = planted
+    with recording() as rec:
+        with pytest.raises(CounterexampleFound):
+            assert_holds_for_all(handle, attention_margin(*truth.heads("positional")[0]), REPEATS,
+                                 max_examples=40)
+        assert_holds_for_all(handle, attention_margin(*truth.heads("induction")[0]), REPEATS,
+                             max_examples=20)
+    failed, passed = (r.evidence for r in rec.peek())
+    ce = failed.details["counterexample"]
+    assert not failed.passed and failed.reason.startswith("counterexample at example")
+    # the least margin seen while searching; shrinking keeps a failing, not the worst, prompt
+    assert failed.estimate <= ce["margin"] < 0 and failed.threshold == 0.0
+    assert "repeat length" in ce["structure"] and failed.settings["family"] == "search"
+    picture = failed.figures["counterexample"]
+    assert picture["kind"] == "pattern" and len(picture["tokens"]) == len(ce["tokens"])
+    assert tuple(picture["data"].shape) == (len(ce["tokens"]),) * 2
+    assert passed.passed and passed.unit == "examples searched" and passed.n >= 20
+    assert passed.estimate > 0 and "counterexample" not in passed.details
+
+    page = render_html(build_report(to_records(rec.peek())))
+    assert 'class="counterexample"' in page and ce["structure"] in page
+    kinds = [f["kind"] for f in page_figures(page).values()]
+    assert "pattern" in kinds  # the head's attention on the counterexample, drawn interactively

@@ -88,6 +88,7 @@ def test_full_range_is_falsified_at_a_long_repeat(fading):
     message = str(err.value)
     assert str(row) in message  # which prompt
     assert f", {pos})" in message  # and its length, as the shrunk batch shape
+    assert f"repeat length {repeat_len}," in message  # and the repeat length it broke at
     print(f"{spec} full: found at example {ce.found_at}, {err.value.result.n_examples} examples "
           f"in all, shrunk batch {tuple(ce.batch.shape)}, repeat length {repeat_len}, "
           f"margin {ce.margin:.4f}")
