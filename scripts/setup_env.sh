@@ -18,7 +18,7 @@ if ! python -c "import torch" 2>/dev/null; then
   echo "[setup] installing torch==2.13.0 (CPU build)"
   pip install -q torch==2.13.0
 fi
-if ! python -c "import mi_assert, transformer_lens, nnsight, sae_lens, pytest_benchmark, xdist, mypy" 2>/dev/null; then
+if ! python -c "import mi_assert, transformer_lens, nnsight, sae_lens, pytest_benchmark, xdist, mypy, networkx, playwright" 2>/dev/null; then
   echo "[setup] installing mi-assert and its dependencies"
   pip install -q -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
 fi
