@@ -40,6 +40,9 @@ _OPTIONS: list[tuple[str, str, str | None]] = [
      "--mi-baseline-dir/NAME)", None),
     ("mi_baseline_dir", "where baselines live (relative paths: to the rootdir)", ".mi_baselines"),
     ("mi_compare", "compare this run's claims with baseline NAME and print a diff table", None),
+    ("mi_search_db", "where counterexample searches keep the examples that broke a claim, "
+     "replayed first on the next run (the mi_search_db fixture; relative paths: to the rootdir)",
+     ".mi_search_db"),
     ("mi_checkpoints", "parametrize mi_model over checkpoints: zoo spec globs "
      "(attn-only-2l-induction@s0:step*) and/or local folder globs, comma-separated", None),
 ]
@@ -651,6 +654,15 @@ def _model_request(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]
     kwargs["device"] = device
     kwargs.setdefault("dtype", get_option(request.config, "mi_dtype"))
     return str(spec), kwargs
+
+
+@pytest.fixture
+def mi_search_db(request: pytest.FixtureRequest) -> Path:
+    """The example database of counterexample searches (``--mi-search-db``, default
+    ``.mi_search_db`` under the rootdir): ``assert_holds_for_all(..., database=mi_search_db)``
+    replays a counterexample found in one run first in the next, so it becomes a regression
+    test (in CI, cache or commit the folder)."""
+    return _rooted(request.config, str(get_option(request.config, "mi_search_db")))
 
 
 @pytest.fixture

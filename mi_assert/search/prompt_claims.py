@@ -16,9 +16,11 @@ from torch import Tensor
 from mi_assert.backends import ModelHandle
 from mi_assert.causal.metrics import evaluate_metric, logit_diff
 from mi_assert.errors import MiAssertInputError
-from mi_assert.heads.scores import detection_pattern
+from mi_assert.heads.scores import detection_pattern, resolve_role
 
 PromptClaim = Callable[[ModelHandle, Tensor], Tensor]
+#: head roles defined by where the head attends (copying is about its output, not its attention)
+ATTENTION_ROLES = ("induction", "previous_token", "duplicate_token", "bos")
 #: answer ids: one id / one-token string for every prompt, a Tensor[batch], or tokens -> ids
 Answers = int | str | Tensor | Callable[[Tensor], Any]
 
@@ -31,26 +33,36 @@ def _check_fraction(name: str, value: Any) -> float:
 
 
 class AttentionMargin:
-    """Margin of "head (layer, head) puts at least ``min_attention`` on the induction target at
-    every query that has one": per prompt, the least attention mass on the targets over those
-    query positions, minus ``min_attention``. The least (not the mean) because the claim is
-    about every position; a head that misses one position is a counterexample."""
+    """Margin of "head (layer, head) puts at least ``min_attention`` on its role's targets at
+    every query that has one" (``role``: induction, previous_token, duplicate_token, bos; the
+    targets are TransformerLens's detection patterns): per prompt, the least attention mass on
+    the targets over those query positions, minus ``min_attention``. The least (not the mean)
+    because the claim is about every position; a head that misses one position is a
+    counterexample."""
 
-    def __init__(self, layer: int, head: int, min_attention: float = 0.5) -> None:
+    def __init__(self, layer: int, head: int, min_attention: float = 0.5,
+                 role: str = "induction") -> None:
         self.layer, self.head = int(layer), int(head)
         self.min_attention = _check_fraction("min_attention", min_attention)
-        self.__name__ = f"attention_margin(L{self.layer}H{self.head}, min_attention={self.min_attention:g})"
+        self.role = resolve_role(role)
+        if self.role not in ATTENTION_ROLES:
+            raise MiAssertInputError(f"attention_margin needs a role with attention targets; got "
+                                     f"{role!r}, allowed: {', '.join(ATTENTION_ROLES)}")
+        role_text = "" if self.role == "induction" else f", role={self.role}"
+        self.__name__ = (f"attention_margin(L{self.layer}H{self.head}, "
+                         f"min_attention={self.min_attention:g}{role_text})")
 
     def __call__(self, handle: ModelHandle, tokens: Tensor) -> Tensor:
         handle.check_head(self.layer, self.head)
-        det = detection_pattern("induction", tokens.cpu())  # [batch, q, k]
+        det = detection_pattern(self.role, tokens.cpu())  # [batch, q, k]
         has_target = det.sum(-1) > 0  # [batch, q]
         empty = (~has_target.any(-1)).nonzero().flatten().tolist()
         if empty:
             raise MiAssertInputError(
                 f"{len(empty)} prompt(s) (e.g. #{empty[0]}: {tokens[empty[0]].tolist()}) have no "
-                "position with an induction target (no token repeats); attention_margin needs "
-                "prompts with repeated tokens, e.g. mi_assert.strategies.repeated_token_prompts")
+                f"position with a {self.role} target; attention_margin(role={self.role!r}) needs "
+                "prompts that have one (induction and duplicate_token: repeated tokens, e.g. "
+                "mi_assert.strategies.repeated_token_prompts; previous_token and bos: length >= 2)")
         hook = f"blocks.{self.layer}.attn.hook_pattern"
         _, cache = handle.run_with_cache(tokens, [hook])
         pattern = cache[hook][:, self.head].float().cpu()  # [batch, q, k]
@@ -82,10 +94,12 @@ def _token_labels(handle: ModelHandle, ids: Tensor) -> list[str]:
         return [str(int(i)) for i in ids]
 
 
-def attention_margin(layer: int, head: int, min_attention: float = 0.5) -> AttentionMargin:
-    """Claim "the head attends the induction target with at least ``min_attention``" as a
-    per-prompt margin (see :class:`AttentionMargin`)."""
-    return AttentionMargin(layer, head, min_attention)
+def attention_margin(layer: int, head: int, min_attention: float = 0.5,
+                     role: str = "induction") -> AttentionMargin:
+    """Claim "the head attends its role's targets (default: the induction target) with at
+    least ``min_attention`` at every position" as a per-prompt margin (see
+    :class:`AttentionMargin`)."""
+    return AttentionMargin(layer, head, min_attention, role)
 
 
 class LogitDiffMargin:

@@ -20,24 +20,25 @@ REPEATS = repeated_token_prompts(d_vocab=64, bos_token_id=0, min_len=2, max_len=
 
 
 @pytest.mark.mi_model("planted-induction@s0")
-def test_true_induction_head_survives_the_search(mi_model):
+def test_true_induction_head_survives_the_search(mi_model, mi_search_db):
     truth = mi_model.meta["ground_truth"]
     assert_holds_for_all(mi_model, attention_margin(*truth.heads("induction")[0]), REPEATS,
-                         max_examples=100)
+                         max_examples=100, database=mi_search_db)
 
 
 @pytest.mark.mi_model("planted-induction@s0")
-def test_positional_impostor_is_falsified(mi_model):
+def test_positional_impostor_is_falsified(mi_model, mi_search_db):
+    # a counterexample found here is saved in mi_search_db and replayed first next run
     truth = mi_model.meta["ground_truth"]
     with pytest.raises(CounterexampleFound, match="repeat length"):
         assert_holds_for_all(mi_model, attention_margin(*truth.heads("positional")[0]), REPEATS,
-                             max_examples=100)
+                             max_examples=100, database=mi_search_db)
 
 
 @pytest.mark.mi_model("attn-only-2l-induction@s2")
-def test_fading_induction_is_falsified_at_long_repeats(mi_model):
+def test_fading_induction_is_falsified_at_long_repeats(mi_model, mi_search_db):
     # the head find_heads ranks first; it stops attending the target past repeat length ~10
     top = mi_assert.find_heads(mi_model, "induction", top_k=1)[0]
     with pytest.raises(CounterexampleFound, match="repeat length"):
         assert_holds_for_all(mi_model, attention_margin(top.layer, top.head, 0.1), REPEATS,
-                             max_examples=60)
+                             max_examples=60, database=mi_search_db)

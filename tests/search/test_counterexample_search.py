@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mi_assert.errors import MiAssertInputError
 from mi_assert.record import recording
 from mi_assert.report.collect import to_records
 from mi_assert.report.html import render_html
@@ -119,3 +120,21 @@ def test_search_is_recorded_for_the_report_with_its_counterexample(planted):
     assert 'class="counterexample"' in page and ce["structure"] in page
     kinds = [f["kind"] for f in page_figures(page).values()]
     assert "pattern" in kinds  # the head's attention on the counterexample, drawn interactively
+
+
+def test_head_role_claims_survive_or_fall_by_role(planted):
+    handle, truth = planted
+    prev = truth.heads("previous_token")[0]
+    result = assert_holds_for_all(handle, attention_margin(*prev, role="previous_token"), REPEATS,
+                                  max_examples=40)
+    assert result.passed and "role=previous_token" in result.claim
+    with pytest.raises(CounterexampleFound):  # the induction head does not look one back
+        assert_holds_for_all(handle, attention_margin(*truth.heads("induction")[0],
+                                                      role="previous_token"), REPEATS, max_examples=40)
+
+
+def test_attention_margin_refuses_a_role_without_attention_targets():
+    with pytest.raises(MiAssertInputError, match="allowed: induction, previous_token"):
+        attention_margin(1, 0, role="copying")
+    with pytest.raises(MiAssertInputError, match="unknown head role"):
+        attention_margin(1, 0, role="nope")
