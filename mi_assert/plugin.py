@@ -764,6 +764,15 @@ def _fallback_model(item: pytest.Item) -> Any:
     return describe
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    """A claim's cost counts from the test body on: loading the model in a fixture is not the
+    first claim's cost."""
+    recorder = session_recorder(item.config)
+    if recorder is not None:
+        recorder.restart_cost()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
     report: Any = yield

@@ -51,6 +51,11 @@ class Recorder:
                 else:
                     self._context[key] = value
 
+    def restart_cost(self) -> None:
+        """The next claim's cost counts from now (the test body starts)."""
+        with self._lock:
+            self._since = cost.snapshot()
+
     def record(self, evidence: Evidence) -> None:
         now = cost.snapshot()
         with self._lock:
