@@ -99,6 +99,10 @@ _LAZY: dict[str, str] = {
     "assert_circuit_beats_random": "mi_assert.edges.claims",
     "check_circuit_equivalent": "mi_assert.edges.claims",
     "assert_circuit_equivalent": "mi_assert.edges.claims",
+    "check_circuit_necessary": "mi_assert.edges.claims",
+    "assert_circuit_necessary": "mi_assert.edges.claims",
+    "circuit_figure": "mi_assert.edges.drawing",
+    "circuit_svg": "mi_assert.edges.drawing",
     "faithfulness_curve": "mi_assert.edges.curve",
     "check_faithfulness_auc": "mi_assert.edges.curve",
     "assert_faithfulness_auc": "mi_assert.edges.curve",
@@ -180,14 +184,17 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
     from mi_assert.edges.claims import (
         assert_circuit_beats_random,
         assert_circuit_equivalent,
+        assert_circuit_necessary,
         check_circuit_beats_random,
         check_circuit_equivalent,
+        check_circuit_necessary,
     )
     from mi_assert.edges.curve import (
         assert_faithfulness_auc,
         check_faithfulness_auc,
         faithfulness_curve,
     )
+    from mi_assert.edges.drawing import circuit_figure, circuit_svg
     from mi_assert.edges.graph import Edge, EdgeGraph
     from mi_assert.edges.scores import EdgeScores
     from mi_assert.edges.sweep import edge_sweep

@@ -1,4 +1,5 @@
-"""Claims about an edge circuit: it beats random circuits, and it is equivalent to the model.
+"""Claims about an edge circuit: it beats random circuits, knocking it out costs more than
+knocking out random edge sets, and it is equivalent to the model.
 
 ``F(S)`` is the metric per prompt when only the edges of ``S`` carry the clean signal
 (:mod:`mi_assert.edges.circuit_run`: corrupted-input patching, denoising). The faithfulness of
@@ -12,6 +13,13 @@ metric, 0 = it restores nothing.
   its faithfulness is greater by more than ``tie_tolerance`` (a tie counts against it). The
   claim ``P(beat) > q`` is decided by the engine with one unit per draw, as
   ``suites/ioi/ioi_random_control.py`` does for head sets.
+* **necessary** (partial necessity, Shi et al. 2024): the model without a set ``S`` is the
+  circuit run of every other edge (:func:`knocked_out`); its loss is ``1 - faithfulness``.
+  ``n_random`` same-size sets are drawn as for beats-random; the circuit beats a draw when its
+  knockout loses more by more than ``tie_tolerance`` (ties count against it), and the claim
+  ``P(beat) > q`` goes to the engine with one unit per draw. A draw sharing a vital edge with
+  the circuit ties, so ``P(beat)`` is at most the share of draws that miss the circuit
+  (reported).
 * **equivalent** (two one-sided tests): per prompt ``d = (F(C) - F(clean)) / |mean(F(clean) -
   F(corrupted))|``; the claim holds when ``mean d > -epsilon`` and ``mean d < +epsilon`` each
   pass at ``alpha`` (:func:`~mi_assert.stats.all_of`, intersection-union, so TOST has level
@@ -34,6 +42,7 @@ from mi_assert.causal.recovery import check_gap
 from mi_assert.causal.sweeps import _resolve_inputs
 from mi_assert.edges.circuit import Circuit
 from mi_assert.edges.circuit_run import circuit_runs
+from mi_assert.edges.drawing import circuit_figure
 from mi_assert.edges.exact import rows_per_forward
 from mi_assert.edges.graph import Edge, EdgeGraph
 from mi_assert.edges.readout import MetricReadout
@@ -51,6 +60,14 @@ MIN_RANDOM = 20
 #: faithfulness differences this small are ties: fp32 noise in a circuit run is ~1e-6 of the
 #: clean-corrupted gap, and a circuit that restores nothing must not "beat" an empty draw
 TIE_TOLERANCE = 1e-3
+#: default q of the necessity claim: a random set that shares a vital edge with the circuit
+#: knocks out as much (a tie), so P(beat) is at most the chance that a draw misses the
+#: circuit: 0.89 for 3 of 81 edges, where 100 draws give about 81 to 96 wins (binomial 1st
+#: to 99th percentile)
+NECESSITY_Q = 0.7
+#: knockout losses (shares of the gap) this close are ties in the necessity claim: most random
+#: knockouts cost exactly nothing, and a set costing 0.1% of the gap must not count as vital
+NECESSITY_TIE_TOLERANCE = 0.01
 FAITHFULNESS = "(F(C) - F(corrupted)) / (F(clean) - F(corrupted)), a ratio of means over prompts"
 
 CircuitLike = Circuit | Iterable[Edge | str]
@@ -97,12 +114,18 @@ def as_circuit(graph: EdgeGraph, circuit: CircuitLike) -> Circuit:
     return Circuit.from_names(graph, circuit)
 
 
-def claimed_circuit(graph: EdgeGraph, circuit: CircuitLike) -> Circuit:
-    """The circuit a claim is about: non-empty, and with an edge into the logits."""
+def non_empty_circuit(graph: EdgeGraph, circuit: CircuitLike) -> Circuit:
+    """``circuit`` as a circuit of ``graph``, refused when it has no edges."""
     out = as_circuit(graph, circuit)
     if not out.edges:
         raise MiAssertInputError("the circuit has no edges; give at least one edge name, e.g. "
                                  "'L1H0->logits'")
+    return out
+
+
+def claimed_circuit(graph: EdgeGraph, circuit: CircuitLike) -> Circuit:
+    """The circuit a claim is about: non-empty, and with an edge into the logits."""
+    out = non_empty_circuit(graph, circuit)
     if not any(e.receiver.kind == "logits" for e in out.edges):
         raise MiAssertInputError(
             f"circuit {out.names} is not connected to the logits: none of its edges ends in "
@@ -237,11 +260,84 @@ def check_circuit_beats_random(
             "kind": "hist", "data": [drawn], "labels": [f"seed {seed}"],
             "xlabel": "faithfulness of a random same-size circuit", "ylabel": "draws",
             "title": f"random {len(claimed)}-edge circuits vs {_label(claimed)} (line: circuit)",
-            "threshold": own}},
+            "threshold": own},
+            "circuit": circuit_figure(graph, claimed)},
     ).evaluate(alpha)
 
 
 assert_circuit_beats_random = asserting(check_circuit_beats_random)
+
+
+def knocked_out(circuit: Circuit) -> Circuit:
+    """The full model without ``circuit``: every other edge of its graph."""
+    drop = set(circuit.edges)
+    return Circuit(circuit.graph, tuple(e for e in circuit.graph.edges if e not in drop))
+
+
+def check_circuit_necessary(
+    model: Any,
+    circuit: CircuitLike,
+    clean: Any,
+    corrupted: Any = None,
+    metric: Any = "logit_diff",
+    *,
+    n_random: int = 100,
+    q: float = NECESSITY_Q,
+    seed: int = 0,
+    alpha: float = 0.05,
+    tie_tolerance: float = NECESSITY_TIE_TOLERANCE,
+    max_batch: int | None = None,
+) -> Evidence:
+    """Claim (partial necessity): knocking the circuit's edges out of the full model lowers
+    faithfulness more than knocking out a random edge set of the same size does, with
+    probability > ``q`` (module docstring). The random sets are drawn as
+    :func:`check_circuit_beats_random` draws them (``seed``); a difference up to
+    ``tie_tolerance`` is a tie, which counts against the circuit."""
+    q = _check_open_unit(q, "q")
+    n_random = _check_n_random(n_random)
+    tie_tolerance = _check_positive(tie_tolerance, "tie_tolerance", strict=False)
+    handle = resolve_model(model)
+    graph = EdgeGraph.from_handle(handle)
+    claimed = non_empty_circuit(graph, circuit)
+    randoms = draw_random_circuits(graph, len(claimed), n_random, seed)
+    measured = measure_circuits(handle, [knocked_out(c) for c in (claimed, *randoms)], clean,
+                                corrupted, metric, max_batch=max_batch)
+    loss = 1.0 - measured.faithfulness()  # share of the clean-corrupted gap the knockout costs
+    own, drawn = float(loss[0]), loss[1:]
+    beats = (own > drawn + tie_tolerance).astype(np.float64)
+    overlap_free = math.comb(graph.n_edges - len(claimed), len(claimed)) / math.comb(
+        graph.n_edges, len(claimed))
+    q50, q90, q99 = np.quantile(drawn, [0.5, 0.9, 0.99])
+    return ClaimSpec(
+        claim=f"knocking out circuit {_label(claimed)} costs more than knocking out random "
+              f"{len(claimed)}-edge sets, with probability > {q:g}",
+        metric="fraction of random same-size knockouts the circuit's knockout beats",
+        samples={int(seed): Mean(beats, unit="random circuits")},
+        threshold=q, alternative="greater", value_range=(0.0, 1.0), unit="random circuits",
+        hist_figure=False,
+        settings={**_settings(claimed, measured), "n_random": n_random, "q": q, "seed": seed,
+                  "knockout": "every graph edge except the set carries the clean signal; the "
+                              "set's edges carry the corrupted one",
+                  "loss": "1 - faithfulness of the model without the set",
+                  "draws": "uniform same-size subsets of all graph edges (may include circuit "
+                           "edges), i.i.d., torch generator seeded with seed",
+                  "beats": f"loss greater by more than {tie_tolerance:g} (ties count against)"},
+        model_info=handle.describe(),
+        details={"circuit_knockout_loss": round(own, 4), "wins": int(beats.sum()),
+                 "random_knockout_loss": f"median {q50:.3f}, q90 {q90:.3f}, q99 {q99:.3f}, max "
+                                         f"{float(drawn.max()):.3f}",
+                 "draws_missing_the_circuit": round(overlap_free, 4)},
+        figures={"random_knockout_loss": {
+            "kind": "hist", "data": [drawn], "labels": [f"seed {seed}"],
+            "xlabel": "loss when a random same-size edge set is knocked out", "ylabel": "draws",
+            "title": f"knockouts of random {len(claimed)}-edge sets vs {_label(claimed)} (line: "
+                     "circuit)",
+            "threshold": own},
+            "circuit": circuit_figure(graph, claimed)},
+    ).evaluate(alpha)
+
+
+assert_circuit_necessary = asserting(check_circuit_necessary)
 
 
 def _one_sided(circuit: Circuit, d: np.ndarray, units: Sequence[Hashable], bound: float,
@@ -270,7 +366,8 @@ def check_circuit_equivalent(
     clean-corrupted gap, by two one-sided tests at ``alpha`` (module docstring)."""
     epsilon = _check_positive(epsilon, "epsilon")
     handle = resolve_model(model)
-    claimed = claimed_circuit(EdgeGraph.from_handle(handle), circuit)
+    graph = EdgeGraph.from_handle(handle)
+    claimed = claimed_circuit(graph, circuit)
     measured = measure_circuits(handle, [claimed], clean, corrupted, metric, max_batch=max_batch)
     d = (measured.per_prompt[0] - measured.clean) / abs(measured.gap)
     members = [_one_sided(claimed, d, measured.units, -epsilon, "greater"),
@@ -287,6 +384,7 @@ def check_circuit_equivalent(
         model_info=handle.describe(),
         details={"faithfulness": round(float(measured.faithfulness()[0]), 4),
                  "mean_d": round(float(np.mean(d)), 4), "gap": round(measured.gap, 4)},
+        figures={"circuit": circuit_figure(graph, claimed)},
     )
 
 
@@ -294,5 +392,6 @@ assert_circuit_equivalent = asserting(check_circuit_equivalent)
 
 
 __all__ = ["ABLATION", "CircuitMetrics", "assert_circuit_beats_random",
-           "assert_circuit_equivalent", "check_circuit_beats_random", "check_circuit_equivalent",
-           "draw_random_circuits", "measure_circuits"]
+           "assert_circuit_equivalent", "assert_circuit_necessary", "check_circuit_beats_random",
+           "check_circuit_equivalent", "check_circuit_necessary", "draw_random_circuits",
+           "knocked_out", "measure_circuits"]

@@ -25,6 +25,7 @@ import torch
 
 from mi_assert.edges.circuit import Circuit
 from mi_assert.edges.claims import ABLATION, FAITHFULNESS, CircuitMetrics, measure_circuits
+from mi_assert.edges.drawing import circuit_figure
 from mi_assert.edges.graph import Edge, EdgeGraph
 from mi_assert.edges.scores import EdgeScores
 from mi_assert.errors import MiAssertInputError
@@ -36,6 +37,8 @@ from mi_assert.verdict import asserting
 MAX_GRID_POINTS = 24
 #: quantiles of the random orderings reported with a curve
 RANDOM_QUANTILES = (0.05, 0.5, 0.95)
+#: the circuit a curve's figure draws: the ranking's smallest top-k reaching this faithfulness
+DRAWN_FAITHFULNESS = 0.9
 
 Ranking = EdgeScores | Sequence[Edge | str]
 
@@ -174,6 +177,22 @@ class FaithfulnessCurve:
                 "random_faithfulness_mean": self.random_faithfulness.mean(axis=0).tolist(),
                 "metric": self.measured.metric, "ablation": ABLATION}
 
+    def drawn_k(self, level: float = DRAWN_FAITHFULNESS) -> int:
+        """The smallest ``k`` of the grid whose top-k circuit reaches faithfulness ``level``
+        (the largest ``k`` when none does)."""
+        reached = [k for k, f in zip(self.ks, self.faithfulness.tolist(), strict=True) if f >= level]
+        return reached[0] if reached else self.ks[-1]
+
+    def circuit_figure(self, graph: EdgeGraph, scores: EdgeScores | None = None) -> dict[str, Any]:
+        """A ``"circuit"`` figure (:func:`~mi_assert.edges.drawing.circuit_figure`) of the
+        ranking's top :meth:`drawn_k` edges."""
+        k = self.drawn_k()
+        at = self.faithfulness[self.ks.index(k)]
+        return circuit_figure(
+            graph, Circuit(graph, self.edges[:k]), scores,
+            title=f"top {k} of {self.n_edges} ranked edges (faithfulness {at:.3f}; the smallest "
+                  f"k on the grid reaching {DRAWN_FAITHFULNESS:g}, else the largest)")
+
     def figure(self) -> dict[str, Any]:
         """A ``"line"`` figure spec (:mod:`mi_assert.report.figures`): the ranking's curve,
         the random orderings' 5-95% band; ``random_mean`` rides along for readers of the JSON
@@ -274,7 +293,10 @@ def check_faithfulness_auc(
                  "random_auc_quantiles": {k: round(v, 4) for k, v in quantiles.items()},
                  "auc_percentile_among_random": round(curve.auc_percentile, 4),
                  "top_edges": [e.name for e in curve.edges[:5]]},
-        figures={"faithfulness_curve": curve.figure()},
+        figures={"faithfulness_curve": curve.figure(),
+                 "circuit": curve.circuit_figure(
+                     EdgeGraph.from_handle(handle),
+                     scores if isinstance(scores, EdgeScores) else None)},
     ).evaluate(alpha)
 
 

@@ -25,7 +25,8 @@ class EdgeScores:
     ``values``: ``[n_edges]`` mean over prompts, aligned with :attr:`edges` (``graph.edges``
     unless the sweep was given a subset); ``per_prompt``: ``[n_edges, batch]``;
     ``clean_per_prompt`` / ``corrupted_per_prompt``: ``[batch]`` metric of the unpatched runs.
-    ``method`` is ``"exact"`` or ``"eap"`` (then the values are first-order estimates).
+    ``method`` is ``"exact"``, ``"eap"`` (then the values are first-order estimates) or
+    ``"eap_ig"`` (integrated-gradient estimates).
     """
 
     graph: EdgeGraph

@@ -1,4 +1,4 @@
-"""``edge_sweep``: score every edge of a model's graph by exact patching or by EAP."""
+"""``edge_sweep``: score every edge of a model's graph by exact patching, EAP or EAP-IG."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any, Literal
 from mi_assert.backends.base import eval_mode
 from mi_assert.causal.metrics import evaluate_metric, metric_name
 from mi_assert.causal.sweeps import _resolve_inputs
-from mi_assert.edges.eap import eap_edge_effects
+from mi_assert.edges.eap import eap_edge_effects, eap_ig_edge_effects
 from mi_assert.edges.exact import exact_edge_effects, rows_per_forward
 from mi_assert.edges.graph import Edge, EdgeGraph
 from mi_assert.edges.readout import MetricReadout
@@ -19,7 +19,10 @@ from mi_assert.edges.tl_model import hooked_transformer, split_inputs
 from mi_assert.errors import MiAssertInputError, check_finite
 from mi_assert.loading import resolve_model
 
-METHODS: tuple[str, ...] = ("exact", "eap")
+METHODS: tuple[str, ...] = ("exact", "eap", "eap_ig")
+#: integration steps of ``method="eap_ig"`` unless ``steps`` says otherwise (Hanna et al. 2024
+#: use 5 to 20)
+EAP_IG_STEPS = 5
 
 
 def edge_sweep(
@@ -27,13 +30,15 @@ def edge_sweep(
     clean: Any,
     corrupted: Any = None,
     metric: Any = "logit_diff",
-    method: Literal["exact", "eap"] = "exact",
+    method: Literal["exact", "eap", "eap_ig"] = "exact",
     *,
     edges: Sequence[Edge | str] | None = None,
     max_batch: int | None = None,
+    steps: int | None = None,
 ) -> EdgeScores:
     """Score edges ``sender -> receiver input`` by denoising path patching (``exact``) or its
-    first-order estimate (``eap``); see :mod:`mi_assert.edges.exact` and :mod:`.eap`.
+    first-order estimate (``eap``) or its integrated-gradients form (``eap_ig``); see
+    :mod:`mi_assert.edges.exact` and :mod:`.eap`.
 
     Args:
         model: a TransformerLens ``HookedTransformer``, its handle, an nnsight handle wrapping
@@ -42,11 +47,14 @@ def edge_sweep(
             :class:`~mi_assert.prompts.PromptSet` as ``clean`` with ``corrupted=None``.
         metric: ``metric(logits) -> Tensor[batch]`` (:mod:`mi_assert.causal.metrics`), or
             ``"logit_diff"`` / ``"logprob"`` / ``"prob"`` built from a PromptSet's answers.
-        method: ``"exact"`` (one patched run per edge, stacked) or ``"eap"`` (one backward).
+        method: ``"exact"`` (one patched run per edge, stacked), ``"eap"`` (one backward) or
+            ``"eap_ig"`` (``steps`` backwards along the corrupted-to-clean embedding path).
         edges: score only these edges (names like ``"L0H0->L1H0.k"`` or :class:`Edge`);
             default every edge of :meth:`EdgeGraph.from_handle`, in graph order.
         max_batch: most prompt rows in one stacked forward (exact; default: a memory estimate,
             32 MiB of activations on CPU, 60% of the free memory on GPU).
+        steps: integration steps of ``eap_ig`` (an int >= 1, default :data:`EAP_IG_STEPS`;
+            ``steps=1`` is EAP); only ``eap_ig`` takes it.
 
     Returns:
         :class:`EdgeScores` with ``values [n_edges]`` and ``per_prompt [n_edges, batch]`` in
@@ -58,6 +66,7 @@ def edge_sweep(
     if max_batch is not None and (not isinstance(max_batch, int) or isinstance(max_batch, bool)
                                   or max_batch < 1):
         raise MiAssertInputError(f"max_batch must be an int >= 1 (prompt rows per forward); got {max_batch!r}")
+    n_steps = _checked_steps(method, steps)
     handle = resolve_model(model)
     tl_model = hooked_transformer(handle)
     clean_t, corrupted_t, metric_fn = _resolve_inputs(handle, clean, corrupted, metric)
@@ -76,15 +85,34 @@ def edge_sweep(
             rows = rows_per_forward(tl_model, batch, n_pos, readout.full_logits, max_batch)
             per_prompt = exact_edge_effects(tl_model, graph, selected, deltas, corrupted_run,
                                             readout, rows)
-        else:
+        elif method == "eap":
             with split_inputs(tl_model):
                 per_prompt = eap_edge_effects(tl_model, graph, selected, deltas, corrupted_t,
                                               metric_fn)
+        else:
+            with split_inputs(tl_model):
+                per_prompt = eap_ig_edge_effects(tl_model, graph, selected, deltas, corrupted_t,
+                                                 metric_fn, corrupted_run.outputs[0], n_steps)
     check_finite("edge scores", per_prompt)
     return EdgeScores(graph=graph, edges=tuple(selected), values=per_prompt.mean(dim=1),
                       per_prompt=per_prompt, clean_per_prompt=clean_pp,
                       corrupted_per_prompt=corrupted_pp, method=method,
                       metric=metric_name(metric_fn), seconds=time.perf_counter() - started)
+
+
+def _checked_steps(method: str, steps: Any) -> int:
+    """The integration steps of ``eap_ig`` (0 for the other methods, which take none)."""
+    if method != "eap_ig":
+        if steps is not None:
+            raise MiAssertInputError(f"steps={steps!r} is for method='eap_ig' (integration "
+                                     f"steps); method={method!r} takes no steps")
+        return 0
+    if steps is None:
+        return EAP_IG_STEPS
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise MiAssertInputError(f"steps must be an int >= 1 (integration steps of eap_ig; 1 is "
+                                 f"EAP, Hanna et al. use 5 to 20); got {steps!r}")
+    return steps
 
 
 def _selected_edges(graph: EdgeGraph, edges: Sequence[Edge | str] | None) -> list[Edge]:
