@@ -66,6 +66,8 @@ def main() -> None:
         page.screenshot(path=str(args.out / "report_top.png"))
         print(f"  {args.out / 'report_top.png'}")
         page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+        # element shots: the sticky filter bar would cover the top of each element
+        page.add_style_tag(content="nav.filters{position:static}")
         _shot(page, ".card:has(.fig[data-kind=pattern])", args.out / "report_attention.png",
               hover=".tok")
         _shot(page, "#sec-diff", args.out / "report_diff.png")

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from mi_assert.causal.metrics import evaluate_metric
+from mi_assert.cost import count_forward
 from mi_assert.edges.graph import Edge, EdgeGraph
 from mi_assert.edges.receivers import receiver_hook
 
@@ -53,6 +54,7 @@ def receiver_gradients(model: Any, hooks: Sequence[str], tokens: Tensor, metric:
                                                                   start_from)]
     fwd_hooks += [(name, keep) for name in hooks]
     with torch.enable_grad():
+        count_forward(int(tokens.shape[0]))
         logits = model.run_with_hooks(tokens, return_type="logits", fwd_hooks=fwd_hooks)
         missing = sorted(set(hooks) - set(captured))
         if missing:

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mi_assert.cost import count_forward
 from mi_assert.edges.graph import EdgeGraph
 
 
@@ -42,6 +43,7 @@ def record_run(model: Any, graph: EdgeGraph, tokens: Tensor) -> RecordedRun:
     def keep(act: Tensor, hook: Any) -> None:
         cache[hook.name] = act.detach()
 
+    count_forward(int(tokens.shape[0]))
     logits = model.run_with_hooks(tokens, return_type="logits",
                                   fwd_hooks=[(name, keep) for name in sorted(names)])
     missing = sorted(names - set(cache))
