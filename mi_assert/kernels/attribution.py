@@ -34,19 +34,21 @@ def attribution_head_out_scores(
         for layer in range(fm.n_layers):
             q, k, v = fm.qkv(layer, x)
             last = layer == fm.n_layers - 1 and reader.position is not None
+            # parallel-block models: the MLP reads resid_pre, not resid_pre + attention
             if last:
                 z = fm.attend(q, k, v, causal=True)
                 zs.append(z)
                 x_last = x[:, -1] + fm.attn_out(layer, z[:, -1:])[:, 0]
                 if fm.has_mlp:
-                    x_last = x_last + fm.mlp_out(layer, x_last)
+                    x_last = x_last + fm.mlp_out(layer, x[:, -1] if fm.parallel else x_last)
                 x = x_last
             else:
                 z = fm.attend(q, k, v, causal=True)
                 zs.append(z)
+                mlp_in = x
                 x = x + fm.attn_out(layer, z)
                 if fm.has_mlp:
-                    x = x + fm.mlp_out(layer, x)
+                    x = x + fm.mlp_out(layer, mlp_in if fm.parallel else x)
         metric = reader(fm.logits(x)).mean()
         grads = torch.autograd.grad(metric, zs)
     scores = [((zc - z.detach()) * g).sum(dim=(0, 1, 3)) for zc, z, g in zip(z_clean, zs, grads, strict=True)]

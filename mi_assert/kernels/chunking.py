@@ -24,11 +24,19 @@ def bytes_per_variant(fm: FunctionalModel, batch: int, n_pos: int, logit_positio
 
     Per residual row: the persistent residual buffer (d_model), q/k/v (3*H*d_head), z and its
     transposed copy (2*H*d_head), attention output and layer-norm temporaries (2*d_model), the
-    MLP's pre/post activations (2*d_mlp) and output (d_model). Plus the logits at the positions
+    MLP's pre/post activations (2*d_mlp) and output (d_model); under GQA the repeated k and v
+    (2*H*d_head), with rotary the rotated q and k (2*H*d_head), with a gated MLP the gate and
+    linear branches (2*d_mlp more). Plus the logits at the positions
     the metric reads, twice (logits and a log-softmax temporary inside typical metrics).
     """
     hd = fm.n_heads * fm.d_head
     per_row = fm.d_model + 3 * hd + 2 * hd + 2 * fm.d_model + 2 * fm.d_mlp + fm.d_model
+    if fm.kv_heads < fm.n_heads:  # k and v repeated to every query head
+        per_row += 2 * hd
+    if fm.rotary_dim:  # rotated copies of q and k and their rotate-half temporaries
+        per_row += 2 * hd
+    if fm.layers and fm.layers[0].W_gate is not None:  # gate, linear and their product
+        per_row += 2 * fm.d_mlp
     per_row += fm.n_heads * n_pos  # attention scores if SDPA falls back to the math kernel
     act = batch * n_pos * per_row
     logits = 2 * batch * logit_positions * fm.d_vocab

@@ -4,7 +4,8 @@ Patching clean ``z`` of head h at layer L into the corrupted run changes nothing
 L's output projection, and there only by a rank-``d_head`` term:
 ``resid_mid_L(variant) = resid_mid_L(corrupted) + (z_clean[h] - z_corr[h]) @ W_O[L, h]``. So each
 variant enters the stacked run before MLP L with that residual, and runs the rest of the model
-together with every other variant (see ``stacked.py``).
+together with every other variant (see ``stacked.py``). On parallel-block models the MLP reads
+``resid_pre``, so the variant enters after layer L: ``resid_post_L(corrupted)`` plus the update.
 """
 
 from __future__ import annotations

@@ -42,6 +42,8 @@ def splice_unsupported_reason(fm: FunctionalModel, kind: str) -> str | None:
         return f"hook kind {kind!r} (the splice replaces {', '.join(sorted(SPLICE_KINDS))})"
     if not fm.has_mlp and kind in ("hook_resid_mid", "hook_mlp_out"):
         return f"{kind} on an attention-only model"
+    if fm.parallel and kind == "hook_resid_mid":
+        return "hook_resid_mid on a parallel attention + MLP model (it has no resid_mid)"
     return None
 
 
@@ -116,6 +118,16 @@ def spliced_next_token_ce(
     if kind == "hook_resid_pre":
         x, k = stacked(x)
         x = fm.block(layer, x)
+    elif kind == "hook_resid_post":
+        x, k = stacked(fm.block(layer, x))
+    elif fm.parallel:  # attention and MLP both read resid_pre; TL adds attention first
+        attn, mlp = fm.attn_block_out(layer, x), fm.mlp_out(layer, x)
+        if kind == "hook_attn_out":
+            replaced, k = stacked(attn)
+            x = x.repeat(k, 1, 1) + replaced + mlp.repeat(k, 1, 1)
+        else:  # hook_mlp_out
+            replaced, k = stacked(mlp)
+            x = (x + attn).repeat(k, 1, 1) + replaced
     elif kind == "hook_attn_out":
         replaced, k = stacked(fm.attn_block_out(layer, x))
         x = _mlp_residual(fm, layer, x.repeat(k, 1, 1) + replaced)
@@ -124,11 +136,9 @@ def spliced_next_token_ce(
         if kind == "hook_resid_mid":
             x, k = stacked(x)
             x = _mlp_residual(fm, layer, x)
-        elif kind == "hook_mlp_out":
+        else:  # hook_mlp_out
             replaced, k = stacked(fm.mlp_out(layer, x))
             x = x.repeat(k, 1, 1) + replaced
-        else:  # hook_resid_post
-            x, k = stacked(_mlp_residual(fm, layer, x))
     for later in range(layer + 1, fm.n_layers):
         x = fm.block(later, x)
     ce = next_token_ce(fm, x, tokens.repeat(k, 1), ce_budget_bytes)

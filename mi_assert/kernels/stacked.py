@@ -8,6 +8,10 @@ once. Variants are sorted by entry step, so at every step the variants that have
 prefix of the buffer and one batched call per sub-step serves all of them: the work is exactly
 "for each variant, the layers from its patch onward", in ``2 * n_layers`` large launches instead
 of one small launch per variant and layer.
+
+Parallel-block models (GPT-J, GPT-NeoX/Pythia: attention and MLP both read ``resid_pre``) run the
+whole layer at step ``2*l``; step ``2*l + 1`` only admits variants (a head patch at layer l
+enters there with layer l's MLP already added: it reads ``resid_pre``, which the patch leaves).
 """
 
 from __future__ import annotations
@@ -58,19 +62,23 @@ def run_stacked(
             final = torch.empty(n, batch, d, dtype=dtype, device=device)
             if before:
                 rows = buf[:before].view(before * batch, n_pos, d)
-                out = rows[:, -1] + fm.attn_block_out_last(layer, rows)
-                final[:before] = out.view(before, batch, d)
+                final[:before] = _last_layer_last_pos(fm, layer, rows).view(before, batch, d)
             if entered > before:
                 new = fill(step, range(before, entered))
                 rows = new.reshape(-1, n_pos, d)
-                out = rows[:, -1] + fm.attn_block_out_last(layer, rows)
+                out = _last_layer_last_pos(fm, layer, rows)
                 final[before:entered] = out.view(entered - before, batch, d)
         elif not is_mlp:
             if entered > before:
                 buf[before:entered] = fill(step, range(before, entered))
             if entered:
                 rows = buf[:entered].view(entered * batch, n_pos, d)
-                rows.add_(fm.attn_block_out(layer, rows))
+                if fm.parallel and fm.has_mlp:
+                    mlp = fm.mlp_out(layer, rows)  # reads resid_pre: before the in-place add
+                    rows.add_(fm.attn_block_out(layer, rows))
+                    rows.add_(mlp)
+                else:
+                    rows.add_(fm.attn_block_out(layer, rows))
         else:
             if last_position_only and final is None and layer == fm.n_layers - 1:
                 # a chunk that starts at the last MLP never passed the narrowing attention step
@@ -83,10 +91,19 @@ def run_stacked(
                 else:
                     buf[before:entered] = new
             target = final if final is not None else buf
-            if fm.has_mlp and entered:
+            if fm.has_mlp and entered and not fm.parallel:
                 active = target[:entered]
                 active.add_(fm.mlp_out(layer, active))
     if last_position_only:
         assert final is not None
         return final
     return buf
+
+
+def _last_layer_last_pos(fm: FunctionalModel, layer: int, rows: Tensor) -> Tensor:
+    """Residual at the last position after the final layer's attention (``[N, d]``), plus its
+    MLP on parallel-block models (there the MLP reads ``resid_pre``, not this sum)."""
+    out = rows[:, -1] + fm.attn_block_out_last(layer, rows)
+    if fm.parallel and fm.has_mlp:
+        out = out + fm.mlp_out(layer, rows[:, -1])
+    return out

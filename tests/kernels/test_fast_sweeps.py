@@ -141,10 +141,10 @@ def test_unsupported_cases_return_none(gpt2_like):
 
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-    rotary = HookedTransformer(HookedTransformerConfig(
+    alibi = HookedTransformer(HookedTransformerConfig(
         n_layers=1, d_model=16, d_head=4, n_heads=4, d_mlp=32, d_vocab=61, n_ctx=16,
-        act_fn="gelu", positional_embedding_type="rotary"))
-    assert fast_patching_sweep(TransformerLensHandle(rotary), clean, corrupted, metric,
+        act_fn="gelu", positional_embedding_type="alibi"))
+    assert fast_patching_sweep(TransformerLensHandle(alibi), clean, corrupted, metric,
                                "head_out") is None
 
     hooked = random_tl_model(seed=4)
