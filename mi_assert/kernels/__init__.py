@@ -52,6 +52,9 @@ def support_reason(handle: Any) -> str | None:
         return "transformer_lens is not importable"
     if not isinstance(model, HookedTransformer):
         return "handle.model is not a HookedTransformer"
+    if getattr(getattr(model, "tokenizer", None), "padding_side", "right") == "left":
+        # TL masks left padding from the tokenizer's attention mask; the kernels run unmasked
+        return "the tokenizer pads on the left (the kernels do not apply TL's padding mask)"
     return unsupported_reason(model)
 
 

@@ -261,3 +261,20 @@ def test_unsupported_features_fall_back_with_their_reason(case):
 def test_bf16_transformer_lens_model_falls_back():
     handle = TransformerLensHandle(modern_model(seed=6).to(torch.bfloat16))
     assert "dtype" in (support_reason(handle) or "")
+
+
+def test_a_left_padding_tokenizer_falls_back() -> None:
+    from types import SimpleNamespace
+
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from mi_assert.backends import as_handle
+    from mi_assert.kernels import support_reason
+
+    cfg = HookedTransformerConfig(n_layers=1, d_model=16, n_ctx=8, d_head=4, n_heads=4,
+                                  d_vocab=20, act_fn="gelu", seed=0)
+    model = HookedTransformer(cfg)
+    handle = as_handle(model)
+    assert support_reason(handle) is None
+    model.tokenizer = SimpleNamespace(padding_side="left")  # type: ignore[assignment]
+    assert "pads on the left" in (support_reason(handle) or "")
