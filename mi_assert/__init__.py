@@ -106,6 +106,8 @@ _LAZY: dict[str, str] = {
     "faithfulness_curve": "mi_assert.edges.curve",
     "check_faithfulness_auc": "mi_assert.edges.curve",
     "assert_faithfulness_auc": "mi_assert.edges.curve",
+    "discover_circuit": "mi_assert.edges.discovery",
+    "CircuitDiscovery": "mi_assert.edges.discovery",
     # counterexample search
     "check_holds_for_all": "mi_assert.search.counterexample",
     "assert_holds_for_all": "mi_assert.search.counterexample",
@@ -194,6 +196,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         check_faithfulness_auc,
         faithfulness_curve,
     )
+    from mi_assert.edges.discovery import CircuitDiscovery, discover_circuit
     from mi_assert.edges.drawing import circuit_figure, circuit_svg
     from mi_assert.edges.graph import Edge, EdgeGraph
     from mi_assert.edges.scores import EdgeScores

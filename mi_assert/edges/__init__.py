@@ -6,7 +6,8 @@ inputs, logits); ``edge_sweep(model, clean, corrupted, metric, method="exact" | 
 sweep's top k. ``measure_circuits`` runs circuits (only their edges carry the clean signal);
 ``check_circuit_beats_random`` / ``check_circuit_equivalent`` / ``check_circuit_necessary`` (and
 ``assert_*``) are claims on them; ``faithfulness_curve`` / ``check_faithfulness_auc`` judge a
-whole ranking by its top-k circuits; ``circuit_figure`` / ``circuit_svg`` draw a circuit.
+whole ranking by its top-k circuits; ``discover_circuit`` finds the smallest faithful top-k
+circuit; ``circuit_figure`` / ``circuit_svg`` draw a circuit.
 """
 
 from mi_assert.edges.circuit import Circuit
@@ -27,14 +28,15 @@ from mi_assert.edges.curve import (
     check_faithfulness_auc,
     faithfulness_curve,
 )
+from mi_assert.edges.discovery import CircuitDiscovery, discover_circuit
 from mi_assert.edges.drawing import circuit_figure, circuit_svg
 from mi_assert.edges.graph import Edge, EdgeGraph, Node, count_edges
 from mi_assert.edges.scores import EdgeScores
 from mi_assert.edges.sweep import edge_sweep
 
-__all__ = ["Circuit", "CircuitMetrics", "Edge", "EdgeGraph", "EdgeScores", "FaithfulnessCurve",
-           "Node", "assert_circuit_beats_random", "assert_circuit_equivalent",
+__all__ = ["Circuit", "CircuitDiscovery", "CircuitMetrics", "Edge", "EdgeGraph", "EdgeScores",
+           "FaithfulnessCurve", "Node", "assert_circuit_beats_random", "assert_circuit_equivalent",
            "assert_circuit_necessary", "assert_faithfulness_auc", "check_circuit_beats_random",
            "check_circuit_equivalent", "check_circuit_necessary", "check_faithfulness_auc",
-           "circuit_figure", "circuit_svg", "count_edges", "draw_random_circuits", "edge_sweep",
-           "faithfulness_curve", "measure_circuits"]
+           "circuit_figure", "circuit_svg", "count_edges", "discover_circuit",
+           "draw_random_circuits", "edge_sweep", "faithfulness_curve", "measure_circuits"]
