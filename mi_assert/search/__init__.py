@@ -14,7 +14,7 @@ from mi_assert.search.invariance import (
     check_directional,
     check_invariant,
 )
-from mi_assert.search.prompt_claims import attention_margin, logit_diff_margin
+from mi_assert.search.prompt_claims import attention_margin, logit_diff_margin, patching_margin
 from mi_assert.search.transforms import (
     Transform,
     relabel_tokens,
@@ -36,6 +36,7 @@ __all__ = [
     "check_holds_for_all",
     "check_invariant",
     "logit_diff_margin",
+    "patching_margin",
     "relabel_tokens",
     "shuffle_second_half",
     "swap_answers",

@@ -14,6 +14,8 @@ import torch
 from torch import Tensor
 
 from mi_assert.backends import ModelHandle
+from mi_assert.causal.components import parse_components
+from mi_assert.causal.interventions import hooks_of, patched_logits
 from mi_assert.causal.metrics import evaluate_metric, logit_diff
 from mi_assert.errors import MiAssertInputError
 from mi_assert.heads.scores import detection_pattern, resolve_role
@@ -125,6 +127,58 @@ class LogitDiffMargin:
 def logit_diff_margin(correct: Answers, wrong: Answers, position: int = -1) -> LogitDiffMargin:
     """Claim "the logit of ``correct`` exceeds that of ``wrong``" as a per-prompt margin."""
     return LogitDiffMargin(correct, wrong, position)
+
+
+class PatchingMargin:
+    """Margin of "patching ``components`` from each prompt into its corrupted version restores
+    at least ``min_recovery`` of the logit difference", per prompt and in logit units:
+    ``(LD_patched - LD_corrupted) - min_recovery * (LD_clean - LD_corrupted)``, positive exactly
+    when the patch restores that share of a positive clean-corrupted effect. A prompt whose
+    corruption costs nothing (``LD_clean <= LD_corrupted``) leaves nothing to restore and is a
+    counterexample to the claim's premise, so the search reports it too.
+
+    ``corrupt(tokens) -> tokens`` makes the corrupted prompt of each prompt (same shape);
+    ``correct`` / ``wrong`` are answers as for :class:`LogitDiffMargin`."""
+
+    def __init__(self, components: Any, corrupt: Callable[[Tensor], Tensor], correct: Answers,
+                 wrong: Answers, min_recovery: float = 0.8, position: int = -1) -> None:
+        if not callable(corrupt):
+            raise MiAssertInputError(f"corrupt must be a callable tokens -> corrupted tokens; "
+                                     f"got {type(corrupt).__name__}")
+        self.components, self.corrupt = components, corrupt
+        self.correct, self.wrong, self.position = correct, wrong, position
+        self.min_recovery = _check_fraction("min_recovery", min_recovery)
+        self.__name__ = (f"patching_margin({_describe(components)}, "
+                         f"min_recovery={self.min_recovery:g})")
+
+    def __call__(self, handle: ModelHandle, tokens: Tensor) -> Tensor:
+        comps = parse_components(handle, self.components)
+        corrupted = self.corrupt(tokens)
+        if not isinstance(corrupted, Tensor) or corrupted.shape != tokens.shape:
+            got = tuple(corrupted.shape) if isinstance(corrupted, Tensor) else type(corrupted).__name__
+            raise MiAssertInputError(
+                f"corrupt returned {got} for prompts of shape {tuple(tokens.shape)}; patching "
+                "needs a corrupted prompt of the same shape for every prompt")
+        correct = self.correct(tokens) if callable(self.correct) else self.correct
+        wrong = self.wrong(tokens) if callable(self.wrong) else self.wrong
+        metric = logit_diff(_per_prompt(correct, tokens), _per_prompt(wrong, tokens),
+                            self.position).bind(handle)
+        clean_logits, cache = handle.run_with_cache(tokens, hooks_of(comps))
+        patched, _ = patched_logits(handle, corrupted, comps, cache)
+        ld_clean = evaluate_metric(metric, clean_logits).cpu()
+        ld_corrupted = evaluate_metric(metric, handle.forward(corrupted)).cpu()
+        ld_patched = evaluate_metric(metric, patched).cpu()
+        return (ld_patched - ld_corrupted) - self.min_recovery * (ld_clean - ld_corrupted)
+
+    def __repr__(self) -> str:
+        return self.__name__
+
+
+def patching_margin(components: Any, corrupt: Callable[[Tensor], Tensor], correct: Answers,
+                    wrong: Answers, min_recovery: float = 0.8, position: int = -1) -> PatchingMargin:
+    """Claim "patching ``components`` clean → corrupted restores at least ``min_recovery`` of the
+    logit difference on this prompt" as a per-prompt margin (see :class:`PatchingMargin`)."""
+    return PatchingMargin(components, corrupt, correct, wrong, min_recovery, position)
 
 
 def _per_prompt(ids: Any, tokens: Tensor) -> Any:

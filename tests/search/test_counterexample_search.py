@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+import torch
+from hypothesis import strategies as st
 
 from mi_assert.errors import MiAssertInputError
 from mi_assert.record import recording
@@ -15,6 +17,7 @@ from mi_assert.search import (
     attention_margin,
     check_holds_for_all,
     logit_diff_margin,
+    patching_margin,
 )
 from mi_assert.search.counterexample import describe_prompt, repeat_structure
 from mi_assert.strategies import repeated_token_prompts
@@ -138,3 +141,39 @@ def test_attention_margin_refuses_a_role_without_attention_targets():
         attention_margin(1, 0, role="copying")
     with pytest.raises(MiAssertInputError, match="unknown head role"):
         attention_margin(1, 0, role="nope")
+
+
+#: [BOS] + r + r with r of 3..12 distinct tokens: one induction target per position, so the
+#: answer after the last token is r[0] alone
+DISTINCT_REPEATS = st.lists(st.integers(1, 63), min_size=3, max_size=12, unique=True).map(
+    lambda r: torch.tensor([[0, *r, *r]]))
+
+
+def _reverse_first_copy(tokens):
+    """The corrupted prompt: the first copy reversed, so induction from the last token points
+    at another token than r[0]."""
+    n = (tokens.shape[1] - 1) // 2
+    out = tokens.clone()
+    out[:, 1:1 + n] = tokens[:, 1:1 + n].flip(1)
+    return out
+
+
+def test_patching_the_induction_head_restores_the_answer_on_every_prompt(planted):
+    handle, truth = planted
+    induction = truth.heads("induction")[0]
+    claim = patching_margin([induction], _reverse_first_copy, lambda t: t[:, 1], lambda t: t[:, 2])
+    result = assert_holds_for_all(handle, claim, DISTINCT_REPEATS, max_examples=40)
+    assert result.passed and result.least_margin > 0
+    impostor = patching_margin([truth.heads("positional")[0]], _reverse_first_copy,
+                               lambda t: t[:, 1], lambda t: t[:, 2])
+    with pytest.raises(CounterexampleFound):  # patching an unrelated head restores nothing
+        assert_holds_for_all(handle, impostor, DISTINCT_REPEATS, max_examples=40)
+
+
+def test_patching_margin_refuses_a_corruption_of_another_shape(planted):
+    handle, truth = planted
+    claim = patching_margin(["L1H0"], lambda t: t[:, :-1], 1, 2)
+    with pytest.raises(MiAssertInputError, match="same shape"):
+        claim(handle, torch.tensor([[0, 5, 6, 5, 6]]))
+    with pytest.raises(MiAssertInputError, match="corrupt must be a callable"):
+        patching_margin(["L1H0"], "reverse", 1, 2)
