@@ -14,7 +14,10 @@ class LazyActivationCache(Mapping[str, Tensor]):
     """``cache[hook]`` runs one forward pass for the hooks asked so far that are missing.
 
     ``prefetch`` names hooks to compute together on first access (from the ``mi_hooks``
-    marker), so a test reading several hooks costs one forward pass.
+    marker), so a test reading several hooks costs one forward pass. That pass stops after the
+    deepest hook asked and computes no logits
+    (:meth:`~mi_assert.backends.base.ModelHandle.capture_activations`); :attr:`logits` runs
+    the full model on first read.
     """
 
     def __init__(self, handle: ModelHandle, tokens: Any, prefetch: Iterable[str] = ()) -> None:
@@ -23,7 +26,15 @@ class LazyActivationCache(Mapping[str, Tensor]):
         self._prefetch = [self.hook_name(h) for h in prefetch]
         self._store: dict[str, Tensor] = {}
         self.n_forward_passes = 0
-        self.logits: Tensor | None = None
+        self._logits: Tensor | None = None
+
+    @property
+    def logits(self) -> Tensor:
+        """The model's logits on :attr:`tokens` (one full forward pass, on first read)."""
+        if self._logits is None:
+            self._logits = self.handle.forward(self.tokens)
+            self.n_forward_passes += 1
+        return self._logits
 
     def hook_name(self, key: Any) -> str:
         """A canonical hook name, or a component name (``"resid_pre1"``, ``"mlp0"``,
@@ -38,7 +49,7 @@ class LazyActivationCache(Mapping[str, Tensor]):
         name = self.hook_name(hook)
         if name not in self._store:
             wanted = [h for h in dict.fromkeys([*self._prefetch, name]) if h not in self._store]
-            self.logits, acts = self.handle.run_with_cache(self.tokens, wanted)
+            acts = self.handle.capture_activations(self.tokens, wanted)
             self.n_forward_passes += 1
             self._store.update(acts)
         return self._store[name]

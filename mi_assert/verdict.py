@@ -49,7 +49,7 @@ def raise_if_failed(evidence: Evidence, hint: str = "") -> Evidence:
 
 def with_family(evidence: Evidence, module: str) -> Evidence:
     """The evidence with ``settings["family"]`` (``heads``, ``causal``, ``sae``...: the package
-    of the check that made it), which reports group and filter by; kept when already set."""
+    of the check that made it), as recorded for reports, which filter by it; kept when set."""
     parts = module.split(".")
     if "family" in evidence.settings or len(parts) < 3 or parts[0] != "mi_assert":
         return evidence
@@ -65,7 +65,12 @@ def asserting(check: Callable[P, Evidence]) -> Callable[P, Evidence]:
     @functools.wraps(check)
     def assertion(*args: P.args, **kwargs: P.kwargs) -> Evidence:
         __tracebackhide__ = True
-        return raise_if_failed(with_family(check(*args, **kwargs), check.__module__))
+        evidence = check(*args, **kwargs)
+        # the report groups by family; the evidence returned stays the check's own
+        record(with_family(evidence, check.__module__))
+        if not evidence.passed:
+            fail(evidence)
+        return evidence
 
     assertion.__name__ = assertion.__qualname__ = name
     assertion.__doc__ = (f"Assert the claim :func:`{check.__name__}` checks: returns its "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,12 +21,16 @@ from typing import Any, ClassVar, Literal, cast
 import torch
 from torch import Tensor
 
+from mi_assert.cost import count_forward
 from mi_assert.errors import MiAssertInputError, check_finite
 from mi_assert.hooks import HookName, all_hook_names, parse_hook
 from mi_assert.shapes import Activation, Logits, Tokens
 
 #: An edit receives the activation at a hook (canonical shape) and returns its replacement.
 EditFn = Callable[[Tensor], Tensor]
+
+#: checkpoint hash per torch module: {id(module): (weak ref, weights version, hash)}
+_CHECKPOINT_HASHES: dict[int, tuple[weakref.ref[Any], tuple[tuple[int, int], ...], str]] = {}
 
 #: Config keys that switch devices, caches or which hooks fire without changing what the model
 #: computes: the identity hash leaves them out, so moving or re-hooking a model keeps its identity.
@@ -257,6 +262,7 @@ class ModelHandle(ABC):
     ) -> tuple[Logits, dict[str, Activation]]:
         """:meth:`_run` in eval mode: a model left in ``.train()`` would run with dropout and
         give different evidence for the same inputs and seeds. The user's mode is restored."""
+        count_forward(int(tokens.shape[0]) if tokens.ndim > 1 else 1)
         with eval_mode(self._modules()):
             return self._run(tokens, edits, capture, keep_graph)
 
@@ -358,12 +364,33 @@ class ModelHandle(ABC):
         with torch.no_grad():
             logits, cache = self._run_eval_mode(self.to_tokens(tokens), {}, names)
         if check_nan:
-            for name, act in cache.items():
-                if name.endswith("hook_attn_scores"):
-                    # causal masking writes -inf above the diagonal: check only real entries
-                    act = act.masked_fill(torch.isneginf(act), 0.0)
-                check_finite(f"activation {name!r}", act)
+            _check_captured_finite(cache)
         return logits, cache
+
+    def capture_activations(
+        self, tokens: Any, hooks: Iterable[str], check_nan: bool = True
+    ) -> dict[str, Activation]:
+        """The activations at ``hooks`` and nothing else: no logits, and on backends that can
+        (TransformerLens, the bridge, nnsight) the forward pass ends once the last of them is
+        computed, so a claim on layer 5 of 12 runs 5½ blocks. The values equal
+        :meth:`run_with_cache`'s: the layers before the stop run exactly as in a full pass."""
+        names = list(dict.fromkeys(self.parse_hook(h).name for h in hooks))
+        if not names:
+            return {}
+        ids = self.to_tokens(tokens)
+        count_forward(int(ids.shape[0]) if ids.ndim > 1 else 1)
+        with torch.no_grad(), eval_mode(self._modules()):
+            cache = self._capture(ids, names)
+        if check_nan:
+            _check_captured_finite(cache)
+        return cache
+
+    def _capture(self, tokens: Tensor, names: list[str]) -> dict[str, Activation]:
+        """Backend part of :meth:`capture_activations` (in eval mode, without gradients).
+
+        This default runs the whole model; backends that can end a forward pass early override it.
+        """
+        return self._run(tokens, {}, names)[1]
 
     def run_with_interventions(
         self,
@@ -418,20 +445,50 @@ class ModelHandle(ABC):
         return {"spec": self.spec, "backend": self.backend, "checkpoint": self.checkpoint_hash(),
                 "device": str(self.device), "dtype": str(self.dtype).replace("torch.", "")}
 
+    def weights_version(self) -> tuple[tuple[int, int], ...]:
+        """``(data pointer, in-place version)`` of every parameter and buffer a forward pass
+        reads: cheap, and it changes with any in-place edit through the tensor
+        (``W[...] = x`` under no_grad, ``copy_``, ``load_state_dict``) or a re-assigned
+        ``.data``. Writes through ``param.data`` bypass the version counter: after those,
+        clear caches keyed by it (``mi_assert.heads.measure.clear_cache()``)."""
+        seen: set[int] = set()
+        out: list[tuple[int, int]] = []
+        for module in self._modules():
+            for tensor in [*module.parameters(), *module.buffers()]:
+                if id(tensor) not in seen:
+                    seen.add(id(tensor))
+                    out.append((tensor.data_ptr(), tensor._version))
+        return tuple(out)
+
     def checkpoint_hash(self) -> str:
         """A short sha256 over :attr:`torch_module`'s state dict: identifies the weights in
-        reports/baselines (under the parameter names of the library that owns them)."""
-        cached: str | None = getattr(self, "_checkpoint_hash", None)
-        if cached is not None:
-            return cached
+        reports/baselines (under the parameter names of the library that owns them).
+
+        Computed once per :meth:`weights_version` of the module, whichever handle asks (each
+        claim on a raw model wraps it anew), and read straight from the tensors' memory."""
+        module = self.torch_module
+        version = self.weights_version()
+        held = _CHECKPOINT_HASHES.get(id(module))
+        if held is not None and held[0]() is module and held[1] == version:
+            return held[2]
         digest = hashlib.sha256()
-        for name, param in sorted(self.torch_module.state_dict().items()):
+        for name, param in sorted(module.state_dict().items()):
             if not isinstance(param, Tensor):
                 continue
             digest.update(name.encode())
-            digest.update(param.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-        self._checkpoint_hash = digest.hexdigest()[:16]
-        return self._checkpoint_hash
+            digest.update(param.detach().to("cpu", torch.float32).contiguous().numpy().data)
+        text = digest.hexdigest()[:16]
+        key = id(module)
+
+        def forget(_: Any) -> None:
+            _CHECKPOINT_HASHES.pop(key, None)
+
+        try:
+            ref = weakref.ref(module, forget)
+        except TypeError:
+            return text
+        _CHECKPOINT_HASHES[key] = (ref, version, text)
+        return text
 
     def check_residual_identities(self, tokens: Any, atol: float = 1e-4) -> None:
         """Assert resid_pre + attn_out == resid_mid and resid_mid + mlp_out == resid_post
@@ -537,6 +594,31 @@ def eval_mode(roots: Iterable[torch.nn.Module]) -> Iterator[None]:
     finally:
         for module in training.values():
             module.training = True
+
+
+class CaptureComplete(Exception):  # noqa: N818 - control flow, not an error
+    """Raised from a capture hook once every wanted activation is in: ends the forward pass."""
+
+
+def capture_until_complete(cache: dict[str, Tensor], name: str, n_wanted: int) -> Callable[[Tensor, Any], None]:
+    """A TransformerLens-style hook storing the activation as ``cache[name]`` (detached) and
+    raising :class:`CaptureComplete` when ``cache`` holds ``n_wanted`` activations: nothing
+    after the last hook read is computed."""
+
+    def hook(act: Tensor, hook: Any) -> None:
+        cache[name] = act.detach()
+        if len(cache) >= n_wanted:
+            raise CaptureComplete
+
+    return hook
+
+
+def _check_captured_finite(cache: Mapping[str, Tensor]) -> None:
+    for name, act in cache.items():
+        if name.endswith("hook_attn_scores"):
+            # causal masking writes -inf above the diagonal: check only real entries
+            act = act.masked_fill(torch.isneginf(act), 0.0)
+        check_finite(f"activation {name!r}", act)
 
 
 def custom_spec(name: str | None, digest: str) -> str:

@@ -23,10 +23,12 @@ from torch import Tensor
 
 from mi_assert.backends.architectures import ARCHITECTURES, architecture_for
 from mi_assert.backends.base import (
+    CaptureComplete,
     EditFn,
     ModelHandle,
     ModelWeights,
     TLConfigShapes,
+    capture_until_complete,
     config_as_dict,
     hook_from_edit,
 )
@@ -162,6 +164,15 @@ class BridgeHandle(TLConfigShapes, ModelHandle):
                 warnings.filterwarnings("ignore", message=".*native-autograd path.*")
             logits = self.model.run_with_hooks(tokens, fwd_hooks=fwd_hooks, return_type="logits")
         return logits, cache
+
+    def _capture(self, tokens: Tensor, names: list[str]) -> dict[str, Tensor]:
+        cache: dict[str, Tensor] = {}
+        fwd_hooks = [(n, capture_until_complete(cache, n, len(names))) for n in names]
+        try:
+            self.model.run_with_hooks(tokens, fwd_hooks=fwd_hooks, return_type=None)
+        except CaptureComplete:
+            pass
+        return cache
 
     def weights(self) -> ModelWeights:
         hf = self.hf_model

@@ -22,7 +22,7 @@ from mi_assert.errors import MiAssertInputError
 
 #: keyword arguments passed to the underlying loaders (the rest are refused with a clear error)
 PASSTHROUGH_KWARGS: tuple[str, ...] = ("device_map", "n_devices", "max_memory", "revision",
-                                       "trust_remote_code")
+                                       "trust_remote_code", "offload_folder")
 
 
 def load_hf(
@@ -68,8 +68,9 @@ def load_hf_model(
         load_kwargs["dtype"] = dtype
     if "device_map" in kwargs:
         load_kwargs["device_map"] = kwargs["device_map"]
-        if "max_memory" in kwargs:
-            load_kwargs["max_memory"] = kwargs["max_memory"]
+        for key in ("max_memory", "offload_folder"):
+            if key in kwargs:
+                load_kwargs[key] = kwargs[key]
     # transformers types ``PreTrainedModel.to`` as an unbound wrapper and leaves ``eval`` unannotated
     model: Any = AutoModelForCausalLM.from_pretrained(name_or_path, **load_kwargs)
     if "device_map" not in kwargs:
@@ -93,6 +94,15 @@ def _load_nnsight(name_or_path: str, device: torch.device, dtype: torch.dtype | 
     from mi_assert.backends.nnsight_backend import NNsightHandle
 
     model, tokenizer = load_hf_model(name_or_path, device, dtype, kwargs)
+    placed = getattr(model, "hf_device_map", None) or {}
+    first = next(iter(placed.items()), None)
+    if tokenizer is not None and first is not None and first[1] == "disk":
+        raise MiAssertInputError(
+            f"device_map put {first[0]!r}, the model's first module, on 'disk': nnsight's "
+            "TransformersModel builds a transformers pipeline on the first device of the map, "
+            "which must be a torch device. Keep the first modules on 'cpu' or a GPU (raise "
+            "max_memory, or give an explicit map); later blocks may be offloaded to 'disk'"
+        )
     return NNsightHandle.from_hf(model, tokenizer, spec=name_or_path)
 
 
@@ -105,9 +115,23 @@ def _load_bridge(name_or_path: str, device: torch.device, dtype: torch.dtype | N
         from transformers import AutoConfig
 
         architecture_for(AutoConfig.from_pretrained(name_or_path), what=f"model {name_or_path!r}")
-        return BridgeHandle.boot(name_or_path, device=None, dtype=dtype or torch.float32,
-                                 placement={k: kwargs[k] for k in ("device_map", "n_devices", "max_memory")
-                                            if k in kwargs})
+        if "offload_folder" in kwargs:
+            raise MiAssertInputError(
+                "backend 'bridge' does not take offload_folder: TransformerBridge refuses disk "
+                "offload (its wrapped components can bypass accelerate's hooks); use "
+                "backend='nnsight' for a model offloaded to disk"
+            )
+        try:
+            return BridgeHandle.boot(name_or_path, device=None, dtype=dtype or torch.float32,
+                                     placement={k: kwargs[k] for k in ("device_map", "n_devices", "max_memory")
+                                                if k in kwargs})
+        except ValueError as exc:
+            if "offload" not in str(exc):
+                raise
+            raise MiAssertInputError(
+                f"backend 'bridge' cannot run this device_map: {exc} Use backend='nnsight' for "
+                "a model offloaded to disk"
+            ) from exc
     model, tokenizer = load_hf_model(name_or_path, device, dtype, kwargs)
     return BridgeHandle.boot(name_or_path, hf_model=model, tokenizer=tokenizer, device=device,
                              dtype=dtype or model.dtype)
@@ -117,6 +141,13 @@ def _load_transformer_lens(name_or_path: str, device: torch.device, dtype: torch
                            kwargs: dict[str, Any]) -> ModelHandle:
     from mi_assert.backends.transformer_lens import TransformerLensHandle
 
+    dropped = sorted({"device_map", "max_memory", "offload_folder"} & set(kwargs))
+    if dropped:
+        raise MiAssertInputError(
+            f"backend 'transformer_lens' does not take {', '.join(dropped)}: a HookedTransformer "
+            "is placed with n_devices (whole blocks over GPUs), not an accelerate device_map; "
+            "use backend='nnsight' (or 'bridge') for device_map"
+        )
     if not _is_local(name_or_path):
         from transformer_lens import HookedTransformer
 

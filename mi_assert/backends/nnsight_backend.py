@@ -18,7 +18,8 @@ written back. A batch of any size (e.g. stacked patched variants, see
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,6 +183,12 @@ class NNsightHandle(ModelHandle):
         """The wrapped module (parameter names as its own library spells them)."""
         return self.module
 
+    @property
+    def device(self) -> torch.device:
+        """The device of the first parameter that is not offloaded (accelerate keeps offloaded
+        ones on the meta device between forwards)."""
+        return next((p.device for p in self.module.parameters() if not p.is_meta), super().device)
+
     def own_name(self) -> str | None:
         if self._tl_cfg is not None:
             return getattr(self._tl_cfg, "model_name", None)
@@ -194,7 +201,20 @@ class NNsightHandle(ModelHandle):
         if self._tl_cfg is not None:
             return ModelWeights.from_tl(self.module)
         assert self._arch is not None
-        return self._arch.weights(self.module, self.module.config)
+        devices = {p.device for p in self.module.parameters() if not p.is_meta}
+        if len(devices) > 1:
+            raise MiAssertInputError(
+                f"{self.spec!r} is sharded across {sorted(map(str, devices))} (device_map): "
+                "weight-based claims (copying, composition, direct logit attribution) stack "
+                "every layer's weights into one tensor and need them on one device; load the "
+                "model on one device (or with offload to 'cpu'/'disk') for these claims"
+            )
+        with _onloaded(self.module):
+            return self._arch.weights(self.module, self.module.config)
+
+    def checkpoint_hash(self) -> str:
+        with _onloaded(self.module):
+            return super().checkpoint_hash()
 
     # ----- canonical name → site ------------------------------------------------------
     def _tl_site(self, hook: HookName) -> tuple[Site, int | None, tuple[int, int]]:
@@ -282,7 +302,36 @@ class NNsightHandle(ModelHandle):
             logits = nnsight.save(self._read(self._logits_site(), None))
         if not isinstance(logits, Tensor):  # a ModelOutput from a Hugging Face head
             logits = logits.logits
-        return logits, {name: captured[name] for name in capture}
+        acts = {name: captured[name] for name in capture}
+        # with keep_graph the captured tensors themselves are what gradients are taken against
+        return logits.to(self.device), acts if keep_graph else self._gathered(acts)
+
+    def _capture(self, tokens: Tensor, names: list[str]) -> dict[str, Tensor]:
+        """Visit the sites in execution order and stop the trace after the last: the layers
+        after it and the head never run. Remote traces run in full (:meth:`_run`)."""
+        import nnsight
+
+        if getattr(self, "remote", None):
+            return self._run(tokens, {}, names)[1]
+        plans = self._plan(names)
+        for plan in plans:
+            if plan.site.ops:
+                self._instrument(plan.site.path(plan.layer))
+        captured: dict[str, Tensor] = {}
+        wanted = set(names)
+        with self.model.trace(tokens) as tracer:
+            for plan in plans:
+                self._visit(plan, {}, wanted, captured, False, tokens.shape[0])
+            for value in captured.values():
+                nnsight.save(value)
+            tracer.stop()
+        return self._gathered({name: captured[name] for name in names})
+
+    def _gathered(self, values: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Activations of a model sharded across devices (``device_map``) moved to one device,
+        the handle's; a no-op on one device."""
+        device = self.device
+        return {name: v.to(device) for name, v in values.items()}
 
     def _instrument(self, path: str) -> None:
         """Source-instrument a module before tracing.
@@ -307,9 +356,10 @@ class NNsightHandle(ModelHandle):
         """(weight, bias) of the layer-norm module at ``site`` (read outside the trace)."""
         root = getattr(self.model, "_module", self.model)
         module = dict(root.named_modules())[site.path(layer)]
-        weight = module.weight.detach()
-        bias = getattr(module, "bias", None)  # RMSNorm has none
-        return weight, (bias.detach() if bias is not None else torch.zeros_like(weight))
+        with _onloaded(module):
+            weight = module.weight.detach()
+            bias = getattr(module, "bias", None)  # RMSNorm has none
+            return weight, (bias.detach() if bias is not None else torch.zeros_like(weight))
 
     def _read(self, site: Site, layer: int | None) -> Any:
         target = self._locate(site, layer)
@@ -377,6 +427,23 @@ class NNsightHandle(ModelHandle):
             (view,) = views
             new_value = from_canonical(view, views, value, affine)
         self._write(plan.site, plan.layer, target, raw, new_value)
+
+
+@contextmanager
+def _onloaded(module: torch.nn.Module) -> Iterator[None]:
+    """Parameters that accelerate offloaded (``device_map`` with ``"cpu"`` / ``"disk"``
+    offload: the meta device between forwards) loaded on their execution device, for reading
+    weights outside a forward pass."""
+    if not any(p.is_meta for p in module.parameters()):
+        yield
+        return
+    from accelerate.utils import align_module_device, has_offloaded_params
+
+    with ExitStack() as stack:
+        for sub in module.modules():
+            if has_offloaded_params(sub):
+                stack.enter_context(align_module_device(sub))
+        yield
 
 
 def _supported() -> list[str]:

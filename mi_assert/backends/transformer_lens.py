@@ -8,10 +8,12 @@ from typing import Any
 from torch import Tensor
 
 from mi_assert.backends.base import (
+    CaptureComplete,
     EditFn,
     ModelHandle,
     ModelWeights,
     TLConfigShapes,
+    capture_until_complete,
     config_as_dict,
     hook_from_edit,
 )
@@ -62,6 +64,15 @@ class TransformerLensHandle(TLConfigShapes, ModelHandle):
             fwd_hooks.append((self._tl_name(name), _tl_capture(cache, name, keep_graph)))
         logits = self.model.run_with_hooks(tokens, fwd_hooks=fwd_hooks, return_type="logits")
         return logits, cache
+
+    def _capture(self, tokens: Tensor, names: list[str]) -> dict[str, Tensor]:
+        cache: dict[str, Tensor] = {}
+        fwd_hooks = [(self._tl_name(n), capture_until_complete(cache, n, len(names))) for n in names]
+        try:  # return_type=None: no unembedding even if a hook fires only at the very end
+            self.model.run_with_hooks(tokens, fwd_hooks=fwd_hooks, return_type=None)
+        except CaptureComplete:
+            pass
+        return cache
 
     def weights(self) -> ModelWeights:
         return ModelWeights.from_tl(self.model)

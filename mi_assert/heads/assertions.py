@@ -69,7 +69,9 @@ def check_role(model: Any, role: str, layer: Any = None, head: Any = None,
     __tracebackhide__ = True
     handle = resolve_model(model)
     heads = check_heads(parse_heads(layer, head), handle.n_layers, handle.n_heads)
-    measured = measure_role(handle, role, split="heldout", **options)
+    # the forward passes end at the deepest layer the claim reads
+    measured = measure_role(handle, role, split="heldout",
+                            through_layer=max(layer_ for layer_, _ in heads), **options)
     return judge_heads(measured, heads)
 
 
@@ -84,8 +86,8 @@ def judge_heads(measured: RoleMeasurement, heads: list[Head]) -> Evidence:
         [measured.claim(h) for h in heads], alpha=measured.options.alpha,
         claim=f"each of {names} is {info.noun}",
         settings={**measured.settings, "heads": names}, model_info=measured.model_info,
-        hint=measured.best_heads_text(),
     )
+    evidence = measured.with_failure_hint(evidence)
     figures: dict[str, Any] = {}
     patterns = [p["data"] for p in map(measured.pattern_figure, heads) if p is not None]
     if patterns:

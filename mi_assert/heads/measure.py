@@ -246,10 +246,23 @@ class RoleMeasurement:
     #: extra per-head details, computed on first use (e.g. copying's eigenvalue score)
     head_details: Callable[[Head], dict[str, Any]] | None = None
     units: UnitIds = field(default_factory=dict)
+    #: attention roles: ``[n_layers, n_heads]`` mean scores of every head of the model on the
+    #: survey prompts (:data:`SURVEY_PROMPTS`), computed on first use; what a failed claim's
+    #: hint ranks, so the hint is the same whichever layers the claim measured
+    survey: Callable[[], np.ndarray] | None = None
+    #: which prompts the survey is, in words
+    survey_label: str = ""
 
     @property
     def info(self) -> RoleInfo:
         return ROLE_INFO[self.role]
+
+    @property
+    def measured_layers(self) -> int:
+        """How many leading layers ``rows`` cover (a claim measures up to the deepest layer it
+        reads; discovery measures all)."""
+        first = next(iter(self.rows.values()), None)
+        return self.n_layers if first is None else int(first.shape[1])
 
     @property
     def threshold(self) -> float:
@@ -266,9 +279,23 @@ class RoleMeasurement:
         return [(l_, h_, s) for s, l_, h_ in order]
 
     def best_heads_text(self, k: int = 5) -> str:
-        top = self.ranking()[:k]
+        """The ``k`` best heads of the whole model: on the survey prompts for attention roles
+        (whichever layers were measured), on the measured samples for copying."""
+        if self.survey is None:
+            top = self.ranking()[:k]
+            where = "on these prompts"
+        else:
+            means = self.survey()
+            top = sorted(((l_, h_, float(means[l_, h_])) for l_ in range(self.n_layers)
+                          for h_ in range(self.n_heads)), key=lambda t: (-t[2], t[0], t[1]))[:k]
+            where = f"in the model, on {self.survey_label}"
         listed = ", ".join(f"{head_name(l_, h_)} {s:.3f}" for l_, h_, s in top)
-        return f"best-scoring heads for {self.role} on these prompts ({self.info.metric}): {listed}"
+        return f"best-scoring heads for {self.role} {where} ({self.info.metric}): {listed}"
+
+    def with_failure_hint(self, evidence: Evidence) -> Evidence:
+        """``evidence`` with the best heads of the role as its hint when it failed (the
+        survey it ranks may cost a short forward pass, so passing claims skip it)."""
+        return evidence if evidence.passed else evidence.with_context(hint=self.best_heads_text())
 
     def pattern_figure(self, head: Head) -> dict[str, Any] | None:
         """The head's attention pattern on one held-out prompt (None when not kept)."""
@@ -288,6 +315,10 @@ class RoleMeasurement:
         """The statistical claim "``head`` plays this role" on the measured samples."""
         layer, h = head
         name = head_name(layer, h)
+        if not 0 <= layer < self.measured_layers:
+            raise MiAssertInputError(
+                f"{name}: this measurement covers layers 0..{self.measured_layers - 1} only; "
+                f"measure with through_layer={layer} (or None for every layer)")
         info = self.info
         pattern = self.pattern_figure(head)
         details = self.head_details(head) if self.head_details is not None else {}
@@ -299,12 +330,12 @@ class RoleMeasurement:
             settings={**self.settings, "head": name}, model_info=self.model_info,
             details=details, figures={} if pattern is None else {"pattern": pattern},
             n_resamples=self.options.n_resamples, min_units=self.options.min_prompts,
-            value_range=info.value_range, unit=info.unit, hint=self.best_heads_text(),
+            value_range=info.value_range, unit=info.unit,
         )
 
     def evidence(self, head: Head) -> Evidence:
         """The claim for one head evaluated at ``alpha`` (what ``check_*`` returns for it)."""
-        return self.claim(head).evaluate(self.options.alpha)
+        return self.with_failure_hint(self.claim(head).evaluate(self.options.alpha))
 
 
 def _model_handles(handle: ModelHandle, model_seeds: Sequence[int] | None) -> list[tuple[int | None, ModelHandle]]:
@@ -331,17 +362,20 @@ def _model_handles(handle: ModelHandle, model_seeds: Sequence[int] | None) -> li
     return out
 
 
-def measure_role(model: Any, role: str, split: Split = "heldout", **options: Any) -> RoleMeasurement:
+def measure_role(model: Any, role: str, split: Split = "heldout", *,
+                 through_layer: int | None = None, **options: Any) -> RoleMeasurement:
     """Score ``role`` for every head of ``model`` over seeds, model seeds and conditions.
 
     ``split="heldout"`` (assertions) draws prompts from ``seed + HELDOUT_OFFSET``;
-    ``"fit"`` (discovery) from ``seed``. ``options``: see :class:`HeadOptions`.
+    ``"fit"`` (discovery) from ``seed``. ``through_layer``: score the attention roles on layers
+    0..through_layer only (the forward passes end there; a layer's scores do not depend on
+    it); None scores every layer. ``options``: see :class:`HeadOptions`.
     """
-    return measure_roles(model, [role], split, **options)[resolve_role(role)]
+    return measure_roles(model, [role], split, through_layer=through_layer, **options)[resolve_role(role)]
 
 
-def measure_roles(model: Any, roles: Sequence[str], split: Split = "heldout",
-                  **options: Any) -> dict[str, RoleMeasurement]:
+def measure_roles(model: Any, roles: Sequence[str], split: Split = "heldout", *,
+                  through_layer: int | None = None, **options: Any) -> dict[str, RoleMeasurement]:
     """:func:`measure_role` for several roles at once: attention roles share forward passes."""
     wanted = list(dict.fromkeys(resolve_role(r) for r in roles))
     if not wanted:
@@ -352,6 +386,7 @@ def measure_roles(model: Any, roles: Sequence[str], split: Split = "heldout",
     for role in wanted:
         check_role_threshold(role, opts.threshold)
     handle = resolve_model(model)
+    depth = handle.n_layers if through_layer is None else handle.check_layer(through_layer) + 1
     handles = _model_handles(handle, opts.model_seeds)
     for _, other in handles[1:]:
         if (other.n_layers, other.n_heads) != (handle.n_layers, handle.n_heads):
@@ -370,12 +405,17 @@ def measure_roles(model: Any, roles: Sequence[str], split: Split = "heldout",
     attention = [r for r in wanted if r in ATTENTION_ROLES]
     if attention:
         settings = dict(common)
-        rows, units, example = _cached_attention(attention, handles, opts, settings)
+        entry = _cached_attention(attention, handles, opts, settings, depth)
+        example = {**entry.example, "patterns": {layer: p for layer, p in entry.example["patterns"].items()
+                                                 if layer < depth}} if entry.example else {}
         for role in attention:
             out[role] = RoleMeasurement(
-                role=role, rows=rows[role], n_layers=handle.n_layers, n_heads=handle.n_heads,
+                role=role, rows={key: arr[:, :depth] for key, arr in entry.rows[role].items()},
+                n_layers=handle.n_layers, n_heads=handle.n_heads,
                 options=opts, settings=_role_settings(role, opts, settings),
-                model_info=model_info, example=example, units=units)
+                model_info=model_info, example=example, units=entry.units,
+                survey=_survey_provider(entry, role, handle, opts.batch_size),
+                survey_label=entry.survey_label)
     if "copying" in wanted:
         settings = dict(common)
         rows_c, units_c, head_details = _measure_copying(handles, opts, settings)
@@ -394,57 +434,154 @@ def _role_settings(role: str, opts: HeadOptions, settings: dict[str, Any]) -> di
             **settings}
 
 
-#: recent attention measurements per handle: {handle: {key: (rows, units, example, settings)}}
-_ATTENTION_CACHE: weakref.WeakKeyDictionary[ModelHandle, OrderedDict[tuple, Any]] = (
-    weakref.WeakKeyDictionary())
-_CACHE_SIZE = 8
+#: prompts a failed claim's hint ranks every head on: the first of each row of the first seed
+#: (2 per repeat length by default), so a claim that measured only early layers pays a short
+#: full-depth pass for it, and only when it fails
+SURVEY_PROMPTS = 8
+
+
+@dataclass
+class AttentionEntry:
+    """Every attention role's per-prompt scores on layers ``0..depth-1`` for one prompt design.
+
+    Plain data (no reference to the model or its handle), so a cache of entries keyed weakly by
+    the model never keeps the model alive.
+    """
+
+    rows: dict[str, dict[RowKey, np.ndarray]]  # role -> row -> [n_samples, depth, n_heads]
+    units: UnitIds
+    example: dict[str, Any]
+    settings: dict[str, Any]
+    depth: int
+    #: the survey prompts, one token tensor per row of the first seed (CPU)
+    survey_tokens: list[torch.Tensor]
+    #: the survey prompts in words
+    survey_label: str = ""
+    #: role -> ``[n_layers, n_heads]`` survey means, filled on first use
+    survey: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class _PerModelCache:
+    """Recent :class:`AttentionEntry` per model object, held weakly.
+
+    Keyed by ``id(model)`` with a weak reference whose callback drops the model's entries, so
+    the model's own ``__eq__``/``__hash__`` (an nnsight envoy proxies them) are never called, and
+    a model nobody else holds is freed with its entries.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._models: dict[int, tuple[weakref.ref[Any], OrderedDict[tuple, AttentionEntry]]] = {}
+
+    def entries(self, model: Any) -> OrderedDict[tuple, AttentionEntry] | None:
+        """The model's entries (created empty); None when it cannot be weakly referenced."""
+        held = self._models.get(id(model))
+        if held is not None and held[0]() is model:
+            return held[1]
+        key = id(model)
+
+        def forget(_: Any, models: dict[int, Any] = self._models) -> None:
+            models.pop(key, None)
+
+        try:
+            ref = weakref.ref(model, forget)
+        except TypeError:
+            return None
+        entries: OrderedDict[tuple, AttentionEntry] = OrderedDict()
+        self._models[key] = (ref, entries)
+        return entries
+
+    def put(self, entries: OrderedDict[tuple, AttentionEntry], key: tuple, entry: AttentionEntry) -> None:
+        entries[key] = entry
+        entries.move_to_end(key)
+        while len(entries) > self.size:
+            entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def clear(self) -> None:
+        self._models.clear()
+
+
+#: recent attention measurements per model object (a raw model reuses them across claims as a
+#: handle does): {model: {prompt design and weights version: AttentionEntry}}
+_ATTENTION_CACHE = _PerModelCache(size=8)
 
 
 def _weights_fingerprint(handle: ModelHandle) -> tuple | None:
-    """Identity of the current weights: each parameter's storage and in-place version counter.
-
-    Any in-place edit (``W[...] = x`` under no_grad, ``load_state_dict``, ``copy_``) bumps a
-    version, and re-assigning ``.data`` changes the storage, so a stale entry is never reused.
-    """
-    module = getattr(handle, "module", None) or handle.model
+    """:meth:`ModelHandle.weights_version`, or None when the handle cannot say."""
     try:
-        return tuple((p.data_ptr(), p._version) for p in module.parameters())
+        return handle.weights_version()
     except (AttributeError, TypeError, RuntimeError):
         return None
 
 
 def clear_cache() -> None:
-    """Forget cached attention measurements (they are also dropped with their handle)."""
+    """Forget cached attention measurements (they are also dropped with their model)."""
     _ATTENTION_CACHE.clear()
 
 
-def _cached_attention(
-    roles: list[str], handles: list[tuple[int | None, ModelHandle]], opts: HeadOptions,
-    settings: dict[str, Any],
-) -> tuple[dict[str, dict[RowKey, np.ndarray]], UnitIds, dict[str, Any]]:
-    """:func:`_measure_attention` for all attention roles at once, reused while the weights
-    and prompt options are unchanged (several assertions on one model share forward passes).
-    Caller-given prompts and model seeds are not cached."""
+def _handle_facts(handle: ModelHandle) -> tuple:
+    """What besides the weights decides a measurement: the backend, the prompt vocabulary's
+    conventions (BOS, special ids) and where the trace runs."""
+    return (type(handle).__qualname__, handle.bos_token_id, tuple(sorted(handle.special_token_ids)),
+            str(getattr(handle, "remote", None)))
+
+
+def _cached_attention(roles: list[str], handles: list[tuple[int | None, ModelHandle]],
+                      opts: HeadOptions, settings: dict[str, Any], depth: int) -> AttentionEntry:
+    """The attention ``roles`` measured on layers ``0..depth-1`` (at least), reused while the
+    weights and prompt options are unchanged: several claims on one model, raw or wrapped,
+    share forward passes (a cached entry holds every attention role), and a claim on a
+    shallower layer reuses a deeper measurement. Caller-given prompts and model seeds are not
+    cached, and measure only ``roles`` (given prompts need not suit the others)."""
     handle = handles[0][1]
     fingerprint = _weights_fingerprint(handle)
-    if opts.prompts is not None or opts.model_seeds is not None or fingerprint is None:
-        return _measure_attention(roles, handles, opts, settings)
-    key = (fingerprint, settings["split"], opts.seeds, opts.n_prompts, opts.repeat_lens,
-           opts.vocab_fraction, opts.batch_size)
-    try:
-        per_handle = _ATTENTION_CACHE.setdefault(handle, OrderedDict())
-    except TypeError:  # handle cannot be weakly referenced
-        return _measure_attention(roles, handles, opts, settings)
-    if key not in per_handle:
-        new_settings = dict(settings)
-        rows, units, example = _measure_attention(list(ATTENTION_ROLES), handles, opts, new_settings)
-        per_handle[key] = (rows, units, example, new_settings)
-        while len(per_handle) > _CACHE_SIZE:
-            per_handle.popitem(last=False)
-    per_handle.move_to_end(key)
-    rows, units, example, cached_settings = per_handle[key]
-    settings.update({k: v for k, v in cached_settings.items() if k not in settings})
-    return {role: rows[role] for role in roles}, units, example
+    entries = None
+    if opts.prompts is None and opts.model_seeds is None and fingerprint is not None:
+        entries = _ATTENTION_CACHE.entries(handle.model)
+    if entries is None:
+        entry = _measure_attention(roles, handles, opts, dict(settings), depth)
+    else:
+        key = (_handle_facts(handle), fingerprint, settings["split"], opts.seeds, opts.n_prompts,
+               opts.repeat_lens, opts.vocab_fraction, opts.batch_size)
+        cached = entries.get(key)
+        if cached is not None and cached.depth >= depth:
+            entry = cached
+        else:
+            entry = _measure_attention(list(ATTENTION_ROLES), handles, opts, dict(settings), depth)
+            if cached is not None:
+                entry.survey.update(cached.survey)  # the same prompts, whatever the depth
+        _ATTENTION_CACHE.put(entries, key, entry)
+    settings.update({k: v for k, v in entry.settings.items() if k not in settings})
+    return entry
+
+
+def _survey_provider(entry: AttentionEntry, role: str, handle: ModelHandle,
+                     batch_size: int) -> Callable[[], np.ndarray]:
+    """The ``[n_layers, n_heads]`` survey means of ``role``: from the measured rows when they
+    cover every layer, else from one full-depth pass over the survey prompts (kept in the entry)."""
+
+    def survey() -> np.ndarray:
+        if role not in entry.survey:
+            n_rows = len(entry.survey_tokens)
+            if entry.depth == handle.n_layers:
+                first = [key for key in entry.rows[role]][:n_rows]
+                per_row = [entry.rows[role][key][: len(tokens)].mean(0)
+                           for key, tokens in zip(first, entry.survey_tokens, strict=True)]
+                entry.survey[role] = np.mean(per_row, axis=0)
+            else:
+                per_role: dict[str, list[np.ndarray]] = {r: [] for r in entry.rows}
+                for tokens in entry.survey_tokens:
+                    scores, _ = attention_scores(handle, list(entry.rows), tokens.to(handle.device),
+                                                 batch_size=batch_size, keep_example=False)
+                    for r in entry.rows:
+                        per_role[r].append(scores[r].numpy().astype(np.float64).mean(0))
+                entry.survey.update({r: np.mean(v, axis=0) for r, v in per_role.items()})
+        return entry.survey[role]
+
+    return survey
 
 
 def prompt_ids(tokens: torch.Tensor) -> tuple[Hashable, ...]:
@@ -452,10 +589,10 @@ def prompt_ids(tokens: torch.Tensor) -> tuple[Hashable, ...]:
     return tuple(tuple(row) for row in tokens.tolist())
 
 
-def _measure_attention(
-    roles: list[str], handles: list[tuple[int | None, ModelHandle]], opts: HeadOptions,
-    settings: dict[str, Any],
-) -> tuple[dict[str, dict[RowKey, np.ndarray]], UnitIds, dict[str, Any]]:
+def _measure_attention(roles: list[str], handles: list[tuple[int | None, ModelHandle]],
+                       opts: HeadOptions, settings: dict[str, Any], depth: int) -> AttentionEntry:
+    """``roles`` on layers ``0..depth-1``; ``settings`` gains the prompt design."""
+    roles = list(roles)
     base = handles[0][1]
     if opts.prompts is not None:
         settings["prompts"] = "given by the caller (sampling seeds not used)"
@@ -471,6 +608,8 @@ def _measure_attention(
         seeds = opts.seeds
         prompt_rows = {s: repeated_prompt_rows(base, s, lens, opts.n_prompts, settings["split"],
                                                opts.vocab_fraction) for s in seeds}
+    if "bos" in roles and base.bos_token_id is None:
+        roles.remove("bos")
     measured: dict[str, dict[RowKey, np.ndarray]] = {role: {} for role in roles}
     units: UnitIds = {}
     example: dict[str, Any] = {}
@@ -480,7 +619,7 @@ def _measure_attention(
             tokens = torch.cat([prow.tokens for prow in condition])
             scores, patterns = attention_scores(handle, roles, tokens.to(handle.device),
                                                 batch_size=opts.batch_size,
-                                                keep_example=not example)
+                                                keep_example=not example, n_layers=depth)
             sizes = [len(prow.tokens) for prow in condition]
             for seed, prow in zip(seeds, condition, strict=True):
                 units[RowKey(seed, model_seed, prow.label)] = prompt_ids(prow.tokens)
@@ -495,7 +634,18 @@ def _measure_attention(
     order = [RowKey(seed, model_seed, prow.label) for model_seed, _ in handles for seed in seeds
              for prow in prompt_rows[seed]]
     rows = {role: {key: measured[role][key] for key in order} for role in roles}
-    return rows, {key: units[key] for key in order}, example
+    first_rows = prompt_rows[seeds[0]]
+    per_row = max(1, -(-SURVEY_PROMPTS // len(first_rows)))
+    survey_tokens = [prow.tokens[:per_row] for prow in first_rows]
+    n_survey = sum(len(t) for t in survey_tokens)
+    if opts.prompts is not None:
+        label = f"the first {n_survey} of these prompts"
+    else:
+        label = (f"{n_survey} of these prompts (the first {per_row} of each repeat length of "
+                 f"seed {seeds[0]}; find_heads ranks on more)")
+    return AttentionEntry(rows=rows, units={key: units[key] for key in order}, example=example,
+                          settings=settings, depth=depth, survey_tokens=survey_tokens,
+                          survey_label=label)
 
 
 def _measure_copying(

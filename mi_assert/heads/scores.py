@@ -89,14 +89,25 @@ def detection_pattern(role: str, tokens: Tensor) -> Tensor:
     raise MiAssertInputError(f"role {role!r} is not scored from attention patterns")
 
 
-def standard_scores(pattern: Tensor, det: Tensor) -> Tensor:
+def standard_scores(pattern: Tensor, det: Tensor, role: str | None = None) -> Tensor:
     """Per-prompt standard score ``[batch, heads]`` from ``pattern [batch, heads, q, k]``.
 
     Mean over query rows with a marked cell of the attention mass on marked cells. Prompts with
     no marked row get NaN (the caller raises: such prompts cannot test the role).
+
+    ``role`` (optional) names ``det``'s role: previous-token and BOS patterns mark one fixed
+    cell per row, whose mass is then read directly instead of summed over every key (the same
+    number: the other terms of the sum are exact zeros).
     """
     det = det.to(pattern.dtype).to(pattern.device)
-    mass = torch.einsum("bhqk,bqk->bhq", pattern, det)  # attention on marked cells per row
+    if role in ("previous_token", "bos") and pattern.shape[-1] > 1:
+        mass = pattern.new_zeros(pattern.shape[:-1])  # [b, h, q]
+        if role == "previous_token":
+            mass[..., 1:] = pattern.diagonal(offset=-1, dim1=-2, dim2=-1)
+        else:
+            mass[..., 1:] = pattern[..., 1:, 0]
+    else:
+        mass = torch.einsum("bhqk,bqk->bhq", pattern, det)  # attention on marked cells per row
     rows = (det.sum(-1) > 0).to(pattern.dtype)  # [b, q]
     n_rows = rows.sum(-1)  # [b]
     total = torch.einsum("bhq,bq->bh", mass, rows)
@@ -140,12 +151,16 @@ def attention_scores(
     tokens: Tensor,
     batch_size: int = 64,
     keep_example: bool = True,
+    n_layers: int | None = None,
 ) -> tuple[dict[str, Tensor], dict[int, Tensor]]:
-    """Per-prompt scores ``{role: [n_prompts, n_layers, n_heads]}`` for every head.
+    """Per-prompt scores ``{role: [n_prompts, n_layers, n_heads]}`` for every head of the
+    first ``n_layers`` layers (default: all).
 
-    One forward pass per ``batch_size`` prompts serves every role in ``roles``, caching only
-    the pattern hooks. Also returns prompt 0's patterns ``{layer: [n_heads, q, k]}`` (for
-    figures) when ``keep_example``.
+    One forward pass per ``batch_size`` prompts serves every role in ``roles``; it captures
+    only those layers' patterns, computes no logits and (where the backend can) ends after the
+    last pattern read (:meth:`~mi_assert.backends.base.ModelHandle.capture_activations`), so a
+    layer's scores are the same whatever ``n_layers`` is. Also returns prompt 0's patterns
+    ``{layer: [n_heads, q, k]}`` (for figures) when ``keep_example``.
     """
     roles = [resolve_role(r) for r in ([roles] if isinstance(roles, str) else roles)]
     for role in roles:
@@ -153,6 +168,10 @@ def attention_scores(
             raise MiAssertInputError(f"role {role!r} is not an attention-pattern role")
     if batch_size < 1:
         raise MiAssertInputError(f"batch_size must be >= 1; got {batch_size}")
+    depth = handle.n_layers if n_layers is None else int(n_layers)
+    if not 1 <= depth <= handle.n_layers:
+        raise MiAssertInputError(
+            f"n_layers={n_layers!r}: score between 1 and the model's {handle.n_layers} layers")
     tokens_cpu = tokens.cpu()
     dets = {role: detection_pattern(role, tokens_cpu) for role in roles}
     for role, det_all in dets.items():
@@ -163,19 +182,21 @@ def attention_scores(
                 f"to (no position where a {role.replace('_', '-')} head has a target); use "
                 "prompts with repeated tokens"
             )
-    n_layers = handle.n_layers
-    out = {role: torch.empty(tokens.shape[0], n_layers, handle.n_heads) for role in roles}
+    out = {role: torch.empty(tokens.shape[0], depth, handle.n_heads) for role in roles}
     example: dict[int, Tensor] = {}
-    hooks = pattern_hooks(n_layers)
+    hooks = pattern_hooks(depth)
     for start in range(0, tokens.shape[0], batch_size):
         stop = start + batch_size
-        _, cache = handle.run_with_cache(tokens[start:stop], hooks, check_nan=False)
+        cache = handle.capture_activations(tokens[start:stop], hooks, check_nan=False)
         for layer, hook in enumerate(hooks):
             pattern = cache[hook].float()
             check_finite(f"attention pattern of layer {layer} ({hook})", pattern)
             check_rows_sum_to_one(layer, pattern)
             for role in roles:
-                out[role][start:stop, layer] = standard_scores(pattern, dets[role][start:stop]).cpu()
+                out[role][start:stop, layer] = standard_scores(pattern, dets[role][start:stop],
+                                                               role).cpu()
         if keep_example and not example:
-            example = {layer: cache[h][0].float().cpu() for layer, h in enumerate(hooks)}
+            # a copy: a view would keep the whole batch's patterns alive with the example
+            example = {layer: cache[h][0].float().cpu().clone() for layer, h in enumerate(hooks)}
+        del cache
     return out, example

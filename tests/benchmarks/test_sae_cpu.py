@@ -49,6 +49,8 @@ def test_bench_sae_metrics_vs_run_evals(benchmark, setup):
                            warmup_rounds=1)
     finally:
         torch.set_num_threads(threads)
+    if benchmark.stats is None:  # pytest-benchmark disables itself under xdist
+        pytest.skip("benchmarks are disabled under pytest-xdist (-n): run serially to time")
     ours_s = benchmark.stats.stats.median
     benchmark.extra_info.update(run_evals_s=ref_s, ours_s=ours_s, run_evals_over_ours=ref_s / ours_s,
                                 tokens=list(tokens.shape), threads=2)

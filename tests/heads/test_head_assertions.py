@@ -358,15 +358,24 @@ def test_every_helper_hides_its_frame():
 
 
 def count_forwards(handle) -> list[int]:
-    """A list that grows by one on every forward pass ``handle`` runs from now on."""
+    """A list that grows by one on every forward pass ``handle`` runs from now on (through
+    ``_run`` or ``_capture``, the two primitives; one that calls the other counts once)."""
     calls: list[int] = []
-    original = handle._run
+    depth = [0]
 
-    def counting_run(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
+    def counting(original):
+        def run(*args, **kwargs):
+            if not depth[0]:
+                calls.append(1)
+            depth[0] += 1
+            try:
+                return original(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+        return run
 
-    handle._run = counting_run
+    handle._run = counting(handle._run)
+    handle._capture = counting(handle._capture)
     return calls
 
 
