@@ -65,14 +65,15 @@ def main() -> None:
               f"{statistics.median(times):.0f} ms (load event, median of 5)")
         page.screenshot(path=str(args.out / "report_top.png"))
         print(f"  {args.out / 'report_top.png'}")
-        page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+        page.evaluate("document.querySelectorAll('#sec-expected > details').forEach(d => d.open = true)")
+        page.evaluate("miAssertDrawAll()")  # every figure, not only those near the viewport
         # element shots: the sticky filter bar would cover the top of each element
         page.add_style_tag(content="nav.filters{position:static}")
         _shot(page, ".card:has(.fig[data-kind=pattern])", args.out / "report_attention.png",
               hover=".tok")
         _shot(page, "#sec-diff", args.out / "report_diff.png")
         _shot(page, ".card:has(.counterexample)", args.out / "report_counterexample.png", hover=".tok")
-        _shot(page, ".card:has(.fig.circuit)", args.out / "report_circuit.png")
+        _shot(page, ".card:has(.circuit[data-svg])", args.out / "report_circuit.png")
         browser.close()
 
 

@@ -128,7 +128,7 @@ def forest(evidence: Mapping[str, Any]) -> dict[str, Any] | None:
     if not rows:
         return None
     return {"kind": "forest", "threshold": rounded(evidence.get("threshold")),
-            "xlabel": str(evidence.get("metric") or ""),
+            "xlabel": f"{evidence.get('metric') or ''} (green pass, red fail, dashed threshold)",
             "rows": [{"label": f"seed {r.get('seed')}"
                       + (f" / model s{r['model_seed']}" if r.get("model_seed") is not None else "")
                       + (f" {r['label']}" if r.get("label") else ""),

@@ -60,6 +60,7 @@ class _Page:
 
     def __init__(self, records: Sequence[Mapping[str, Any]]) -> None:
         self.figs: dict[str, Any] = {}
+        self.svgs: dict[str, str] = {}
         self.ids: dict[int, str] = {}
         used: dict[str, int] = {}
         for rec in records:
@@ -77,8 +78,16 @@ class _Page:
                 f'<div class="body"></div><div class="readout"></div>'
                 f'<div class="cap">{_e(caption)}</div></div>')
 
+    def svg(self, markup: str) -> str:
+        """Id of ``markup`` in the page's data: the same circuit drawn on several cards (its
+        claims) is stored once."""
+        key = "s" + hashlib.sha1(markup.encode()).hexdigest()[:12]
+        self.svgs[key] = markup
+        return key
+
     def data_script(self) -> str:
-        text = json.dumps({"figs": self.figs}, separators=(",", ":"), allow_nan=False)
+        text = json.dumps({"figs": self.figs, "svgs": self.svgs}, separators=(",", ":"),
+                          allow_nan=False)
         return ('<script type="application/json" id="mi-data">'
                 + text.replace("</", "<\\/") + "</script>")
 
@@ -339,9 +348,13 @@ def _counterexample(ev: Mapping[str, Any]) -> str:
     text = f"<div>text: <code>{_e(repr(ce.get('text')))}</code></div>" if ce.get("text") is not None else ""
     structure = f"<div>{_e(ce['structure'])}</div>" if ce.get("structure") else ""
     return ('<div class="counterexample"><b>Counterexample</b> '
-            f'(found at example {_e(ce.get("found_at"))}, shrunk; margin {_e(ce.get("margin"))}, '
+            f'(found at example {_e(ce.get("found_at"))}, shrunk; margin {_e(_margin(ce.get("margin")))}, '
             "&lt;= 0 fails)"
             f"<div>tokens: <code>{_e(ce.get('tokens'))}</code></div>{text}{structure}</div>")
+
+
+def _margin(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, (int, float)) else str(value)
 
 
 def _circuit_svg(spec: Mapping[str, Any]) -> str:
@@ -368,7 +381,8 @@ def _figures(page: _Page, rec: Mapping[str, Any]) -> str:
             break
         caption = str(spec.get("title") or name)
         if spec.get("kind") == "circuit":
-            figs.append(f'<div class="fig circuit">{_circuit_svg(spec)}<div class="cap">{_e(caption)}</div></div>')
+            figs.append(f'<div class="fig"><div class="circuit" data-svg="{page.svg(_circuit_svg(spec))}">'
+                        f'</div><div class="cap">{_e(caption)}</div></div>')
         else:
             figs.append(page.figure(figure_data.browser_figure(spec), caption))
     return '<div class="figs">' + "".join(figs) + "</div>" if figs else ""
@@ -399,9 +413,10 @@ def _card(page: _Page, rec: Mapping[str, Any]) -> str:
     if members(ev):
         parts.append(_members_table(ev))
     parts.append(_figures(page, rec))
-    extra = {k: ev.get(k) for k in ("settings", "details", "model", "per_seed") if ev.get(k)}
+    # per-seed rows are in the chart (hover) and report.json; the page keeps the rest
+    extra = {k: ev.get(k) for k in ("settings", "details", "model") if ev.get(k)}
     if extra:
-        parts.append("<details><summary>settings, details, per-seed rows</summary><pre>"
+        parts.append("<details><summary>settings and details</summary><pre>"
                      + _e(json.dumps(extra, indent=1, sort_keys=True, default=str)) + "</pre></details>")
     parts.append("</div>")
     return "".join(parts)

@@ -12,6 +12,8 @@
   function fmt(v) {
     if (v === null || v === undefined || isNaN(v)) return "–";
     var a = Math.abs(v);
+    if (v === 0) return "0";
+    if (a >= 1 && a < 1e6 && Math.abs(v - Math.round(v)) < 1e-9) return String(Math.round(v));
     if (a !== 0 && (a >= 1e4 || a < 1e-3)) return v.toExponential(2);
     return v.toFixed(3);
   }
@@ -94,7 +96,7 @@
   };
 
   draw.hist = function (f) {
-    var w = 480, h = 220, m = {l: 44, t: 10, r: 10, b: 30};
+    var w = 480, h = 220, m = {l: 44, t: 10, r: 24, b: 30};
     var edges = f.edges, nb = edges.length - 1, maxc = 1;
     f.counts.forEach(function (c) { c.forEach(function (v) { maxc = Math.max(maxc, v); }); });
     var xs = lin(edges[0], edges[nb], m.l, w - m.r), ys = lin(0, maxc, h - m.b, m.t);
@@ -117,7 +119,7 @@
   };
 
   function seriesPlot(f, points, xlabels) {
-    var w = 520, h = 240, m = {l: 50, t: 10, r: 12, b: 44};
+    var w = 520, h = 240, m = {l: 50, t: 10, r: 24, b: 44};
     var xsv = points.map(function (p) { return p.x; });
     var xlim = extent(xsv), yv = [];
     points.forEach(function (p) { yv.push(p.y, p.low, p.high); });
@@ -172,7 +174,7 @@
   };
 
   draw.forest = function (f) {
-    var rows = f.rows, rh = 16, w = 520, m = {l: 190, t: 8, r: 12, b: 30}, h = m.t + rows.length * rh + m.b;
+    var rows = f.rows, rh = 16, w = 520, m = {l: 190, t: 8, r: 28, b: 30}, h = m.t + rows.length * rh + m.b;
     var vals = [];
     rows.forEach(function (r) { vals.push(r.low, r.high, r.estimate); });
     if (finite(f.threshold)) vals.push(f.threshold);
@@ -193,7 +195,7 @@
       var v = xlim[0] + (xlim[1] - xlim[0]) * q;
       out += text(xs(v), base + 12, fmt(v), ' text-anchor="middle"');
     });
-    out += text((m.l + w - m.r) / 2, h - 3, f.xlabel + " (green: pass, red: fail; dashed: threshold)", ' text-anchor="middle"');
+    out += text((m.l + w - m.r) / 2, h - 3, f.xlabel, ' text-anchor="middle"');
     if (finite(f.threshold)) out += thresholdLine(true, xs(f.threshold), m.t, base);
     return out + "</svg>";
   };
@@ -274,6 +276,11 @@
       if (t) readout.textContent = t.getAttribute("data-tip");
     });
   }
+
+  // circuits: SVG markup stored once per distinct circuit, placed on every card that shows it
+  document.querySelectorAll(".circuit[data-svg]").forEach(function (el) {
+    el.innerHTML = (DATA.svgs || {})[el.dataset.svg] || '<div class="warn">circuit drawing missing</div>';
+  });
 
   // draw when a figure comes near the viewport: the page opens before every picture is built
   var figures = document.querySelectorAll(".fig[data-fig]");
