@@ -10,6 +10,8 @@ A figure spec is ``{"kind": "heatmap"|"pattern"|"hist"|"line", "data": array-lik
   ``labels`` names rows; ``threshold`` draws a vertical line.
 * line: ``data`` 1-d (y over index), 2-d (one series per row), or a mapping with ``x``, ``y``
   and optional ``low``/``high`` (drawn as a band) and ``threshold``.
+* circuit: ``nodes`` and ``edges`` of :func:`mi_assert.edges.drawing.circuit_figure` (no
+  ``data``), drawn as inline SVG.
 
 matplotlib is imported only when drawing, never when recording.
 """
@@ -22,7 +24,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-KINDS = ("heatmap", "pattern", "hist", "line")
+KINDS = ("heatmap", "pattern", "hist", "line", "circuit")
 #: figures with more values than this keep only their shape (the JSON stays small)
 MAX_VALUES = 250_000
 

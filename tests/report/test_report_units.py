@@ -190,3 +190,20 @@ def test_checkpoint_listing_and_patterns(tmp_path: Path) -> None:
         expand_checkpoints("attn-only-2l-induction@s0:step7*", tmp_path, zoo)
     with pytest.raises(MiAssertInputError, match="no folder with a config.json matches 'nope/\\*'"):
         expand_checkpoints("nope/*", tmp_path, zoo)
+
+
+def test_a_circuit_drawn_on_several_cards_is_stored_once() -> None:
+    circuit = {"kind": "circuit", "title": "c", "nodes": [
+        {"id": "embed", "label": "embed", "layer": -1, "x": 0.0, "y": 0.5, "importance": 1.0, "in_circuit": True},
+        {"id": "logits", "label": "logits", "layer": 1, "x": 1.0, "y": 0.5, "importance": 1.0, "in_circuit": True}],
+        "edges": [{"sender": "embed", "receiver": "logits", "input": "logits", "score": 1.0, "in_circuit": True}]}
+    records = []
+    for name in ("beats random", "equivalent"):
+        rec = _record(name, nodeid=f"t.py::test_{name.replace(' ', '_')}")
+        rec["figures"] = figures_to_plain({"circuit": circuit})
+        records.append(rec)
+    page = render_html(build_report(records))
+    start = page.index('<script type="application/json" id="mi-data">')
+    data = json.loads(page[page.index(">", start) + 1:page.index("</script>", start)].replace("<\\/", "</"))
+    assert len(data["svgs"]) == 1 and page.count('class="circuit" data-svg=') == 2
+    assert "<svg" in next(iter(data["svgs"].values()))
