@@ -210,6 +210,51 @@ def _settings(circuit: Circuit, measured: CircuitMetrics) -> dict[str, Any]:
             "n_prompts": int(measured.clean.shape[0]), "faithfulness": FAITHFULNESS}
 
 
+@dataclass(frozen=True)
+class _RandomComparison:
+    """A circuit's value against random same-size edge sets: ``own`` vs ``drawn`` (one per
+    random set), ``beats`` = 1 where the circuit wins by more than the tie tolerance."""
+
+    handle: Any
+    graph: EdgeGraph
+    claimed: Circuit
+    measured: CircuitMetrics
+    own: float
+    drawn: np.ndarray
+    beats: np.ndarray
+    q: float
+    n_random: int
+    tie_tolerance: float
+
+    @property
+    def quantiles(self) -> tuple[float, float, float]:
+        q50, q90, q99 = np.quantile(self.drawn, [0.5, 0.9, 0.99])
+        return float(q50), float(q90), float(q99)
+
+
+def _against_random(model: Any, circuit: CircuitLike, clean: Any, corrupted: Any, metric: Any,
+                    *, n_random: int, q: float, seed: int, tie_tolerance: float,
+                    max_batch: int | None, knockout: bool) -> _RandomComparison:
+    """Validate, draw the random sets, run them with the circuit. Sufficiency (``knockout``
+    False) compares faithfulness of the circuits themselves; partial necessity compares the
+    loss (1 - faithfulness) of the full model with each set knocked out."""
+    q = _check_open_unit(q, "q")
+    n_random = _check_n_random(n_random)
+    tie_tolerance = _check_positive(tie_tolerance, "tie_tolerance", strict=False)
+    handle = resolve_model(model)
+    graph = EdgeGraph.from_handle(handle)
+    claimed = non_empty_circuit(graph, circuit) if knockout else claimed_circuit(graph, circuit)
+    sets = [claimed, *draw_random_circuits(graph, len(claimed), n_random, seed)]
+    measured = measure_circuits(handle, [knocked_out(c) for c in sets] if knockout else sets,
+                                clean, corrupted, metric, max_batch=max_batch)
+    # knockout: the share of the clean-corrupted gap the knockout costs
+    values = 1.0 - measured.faithfulness() if knockout else measured.faithfulness()
+    own, drawn = float(values[0]), values[1:]
+    beats = (own > drawn + tie_tolerance).astype(np.float64)
+    return _RandomComparison(handle, graph, claimed, measured, own, drawn, beats, q, n_random,
+                             tie_tolerance)
+
+
 def check_circuit_beats_random(
     model: Any,
     circuit: CircuitLike,
@@ -227,19 +272,13 @@ def check_circuit_beats_random(
     """Claim: the circuit's faithfulness beats that of a random circuit with as many edges
     with probability > ``q`` (module docstring). ``seed`` seeds the draws; ``tie_tolerance``:
     faithfulness differences up to it are ties, which count against the circuit."""
-    q = _check_open_unit(q, "q")
-    n_random = _check_n_random(n_random)
-    tie_tolerance = _check_positive(tie_tolerance, "tie_tolerance", strict=False)
-    handle = resolve_model(model)
-    graph = EdgeGraph.from_handle(handle)
-    claimed = claimed_circuit(graph, circuit)
-    randoms = draw_random_circuits(graph, len(claimed), n_random, seed)
-    measured = measure_circuits(handle, [claimed, *randoms], clean, corrupted, metric,
-                                max_batch=max_batch)
-    faithfulness = measured.faithfulness()
-    own, drawn = float(faithfulness[0]), faithfulness[1:]
-    beats = (own > drawn + tie_tolerance).astype(np.float64)
-    q50, q90, q99 = np.quantile(drawn, [0.5, 0.9, 0.99])
+    cmp = _against_random(model, circuit, clean, corrupted, metric, n_random=n_random, q=q,
+                          seed=seed, tie_tolerance=tie_tolerance, max_batch=max_batch,
+                          knockout=False)
+    claimed, measured, graph, handle = cmp.claimed, cmp.measured, cmp.graph, cmp.handle
+    own, drawn, beats = cmp.own, cmp.drawn, cmp.beats
+    q, n_random, tie_tolerance = cmp.q, cmp.n_random, cmp.tie_tolerance
+    q50, q90, q99 = cmp.quantiles
     return ClaimSpec(
         claim=f"circuit {_label(claimed)} beats > {q:g} of random {len(claimed)}-edge circuits "
               "(faithfulness)",
@@ -293,21 +332,15 @@ def check_circuit_necessary(
     probability > ``q`` (module docstring). The random sets are drawn as
     :func:`check_circuit_beats_random` draws them (``seed``); a difference up to
     ``tie_tolerance`` is a tie, which counts against the circuit."""
-    q = _check_open_unit(q, "q")
-    n_random = _check_n_random(n_random)
-    tie_tolerance = _check_positive(tie_tolerance, "tie_tolerance", strict=False)
-    handle = resolve_model(model)
-    graph = EdgeGraph.from_handle(handle)
-    claimed = non_empty_circuit(graph, circuit)
-    randoms = draw_random_circuits(graph, len(claimed), n_random, seed)
-    measured = measure_circuits(handle, [knocked_out(c) for c in (claimed, *randoms)], clean,
-                                corrupted, metric, max_batch=max_batch)
-    loss = 1.0 - measured.faithfulness()  # share of the clean-corrupted gap the knockout costs
-    own, drawn = float(loss[0]), loss[1:]
-    beats = (own > drawn + tie_tolerance).astype(np.float64)
+    cmp = _against_random(model, circuit, clean, corrupted, metric, n_random=n_random, q=q,
+                          seed=seed, tie_tolerance=tie_tolerance, max_batch=max_batch,
+                          knockout=True)
+    claimed, measured, graph, handle = cmp.claimed, cmp.measured, cmp.graph, cmp.handle
+    own, drawn, beats = cmp.own, cmp.drawn, cmp.beats
+    q, n_random, tie_tolerance = cmp.q, cmp.n_random, cmp.tie_tolerance
     overlap_free = math.comb(graph.n_edges - len(claimed), len(claimed)) / math.comb(
         graph.n_edges, len(claimed))
-    q50, q90, q99 = np.quantile(drawn, [0.5, 0.9, 0.99])
+    q50, q90, q99 = cmp.quantiles
     return ClaimSpec(
         claim=f"knocking out circuit {_label(claimed)} costs more than knocking out random "
               f"{len(claimed)}-edge sets, with probability > {q:g}",
