@@ -20,6 +20,9 @@ edges, so one edge ``embed -> L0H0.v`` alone recovers nothing unless a circuit p
 on to the logits. Adding a set of exact-patching differences instead would count a chain of
 edges twice: the chain's first edge already changes what its second edge's sender outputs.
 
+"The corrupted run" is the recorded run the caller passes: the corrupted run itself, or its
+mean or resampled transform (:mod:`mi_assert.edges.ablation`), which this module treats alike.
+
 Each circuit is one variant of the corrupted batch; variants are stacked along the batch axis,
 and each layer runs once, from the recorded corrupted residual, with split inputs on.
 """

@@ -2,10 +2,14 @@
 knocking out random edge sets, and it is equivalent to the model.
 
 ``F(S)`` is the metric per prompt when only the edges of ``S`` carry the clean signal
-(:mod:`mi_assert.edges.circuit_run`: corrupted-input patching, denoising). The faithfulness of
+(:mod:`mi_assert.edges.circuit_run`, denoising) and every other edge its sender's ablated value,
+chosen by ``ablation`` (:mod:`mi_assert.edges.ablation`): ``"corrupted"`` (default: that
+prompt's corrupted output), ``"mean"`` (the mean over the corrupted prompts, per position) or
+``"resample"`` (another corrupted prompt's output, a seeded derangement). The faithfulness of
 a circuit is the ratio of means over prompts
-``(F(C) - F(corrupted)) / (F(clean) - F(corrupted))``: 1 = the circuit alone restores the clean
-metric, 0 = it restores nothing.
+``(F(C) - F(ablated)) / (F(clean) - F(ablated))``, ``F(ablated)`` being the model with every
+edge ablated the same way (for ``"corrupted"``: the corrupted run): 1 = the circuit alone
+restores the clean metric, 0 = it restores nothing.
 
 * **beats random** (sufficiency in the sense of Shi et al. 2024): ``n_random`` circuits of the
   circuit's size are drawn i.i.d., each uniformly from all same-size edge sets of the graph
@@ -21,7 +25,7 @@ metric, 0 = it restores nothing.
   the circuit ties, so ``P(beat)`` is at most the share of draws that miss the circuit
   (reported).
 * **equivalent** (two one-sided tests): per prompt ``d = (F(C) - F(clean)) / |mean(F(clean) -
-  F(corrupted))|``; the claim holds when ``mean d > -epsilon`` and ``mean d < +epsilon`` each
+  F(ablated))|``; the claim holds when ``mean d > -epsilon`` and ``mean d < +epsilon`` each
   pass at ``alpha`` (:func:`~mi_assert.stats.all_of`, intersection-union, so TOST has level
   ``alpha``).
 """
@@ -40,6 +44,7 @@ from mi_assert.backends.base import eval_mode
 from mi_assert.causal.metrics import metric_name
 from mi_assert.causal.recovery import check_gap
 from mi_assert.causal.sweeps import _resolve_inputs
+from mi_assert.edges.ablation import AblationKind, ablated_run, check_ablation, describe_ablation
 from mi_assert.edges.circuit import Circuit
 from mi_assert.edges.circuit_run import circuit_runs
 from mi_assert.edges.drawing import circuit_figure
@@ -53,8 +58,9 @@ from mi_assert.loading import resolve_model
 from mi_assert.stats import ClaimSpec, Evidence, Mean, RatioOfMeans, all_of
 from mi_assert.verdict import asserting
 
-#: how the edges outside a circuit are knocked out (recorded in every claim's settings)
-ABLATION = "corrupted-input patching (denoise)"
+#: how the edges outside a circuit are knocked out by default (recorded in every claim's
+#: settings as ``"<kind>: <sentence>"``, :func:`~mi_assert.edges.ablation.describe_ablation`)
+ABLATION = describe_ablation("corrupted")
 #: the fewest random circuits a comparison may rest on
 MIN_RANDOM = 20
 #: faithfulness differences this small are ties: fp32 noise in a circuit run is ~1e-6 of the
@@ -68,7 +74,8 @@ NECESSITY_Q = 0.7
 #: knockout losses (shares of the gap) this close are ties in the necessity claim: most random
 #: knockouts cost exactly nothing, and a set costing 0.1% of the gap must not count as vital
 NECESSITY_TIE_TOLERANCE = 0.01
-FAITHFULNESS = "(F(C) - F(corrupted)) / (F(clean) - F(corrupted)), a ratio of means over prompts"
+FAITHFULNESS = ("(F(C) - F(ablated)) / (F(clean) - F(ablated)), a ratio of means over prompts; "
+                "F(ablated): every edge ablated as 'ablation' says")
 
 CircuitLike = Circuit | Iterable[Edge | str]
 
@@ -77,8 +84,10 @@ CircuitLike = Circuit | Iterable[Edge | str]
 class CircuitMetrics:
     """The metric per prompt of circuit runs on one batch of clean/corrupted pairs.
 
-    ``per_prompt``: ``[n_circuits, batch]`` ``F(circuit)``; ``clean`` / ``corrupted``:
-    ``[batch]``; ``units``: one id per prompt pair (identical pairs are one bootstrap unit).
+    ``per_prompt``: ``[n_circuits, batch]`` ``F(circuit)``; ``clean``: ``[batch]``;
+    ``corrupted``: ``[batch]`` the baseline ``F(ablated)``, every edge ablated as ``ablation``
+    says (for ``"corrupted"`` the corrupted run); ``units``: one id per prompt pair (identical
+    pairs are one bootstrap unit); ``ablation_seed`` seeds the ``"resample"`` derangement.
     """
 
     circuits: tuple[Circuit, ...]
@@ -87,10 +96,17 @@ class CircuitMetrics:
     corrupted: np.ndarray
     units: tuple[Hashable, ...]
     metric: str
+    ablation: str = "corrupted"
+    ablation_seed: int = 0
+
+    @property
+    def ablation_text(self) -> str:
+        """``"<kind>: <sentence>"``, as evidence settings record the ablation."""
+        return describe_ablation(self.ablation, self.ablation_seed)
 
     @property
     def gap(self) -> float:
-        """``mean(F(clean) - F(corrupted))``, or a clear error when it is (nearly) zero."""
+        """``mean(F(clean) - F(ablated))``, or a clear error when it is (nearly) zero."""
         return check_gap(self.clean, self.corrupted)
 
     def recovery(self, index: int) -> RatioOfMeans:
@@ -139,31 +155,38 @@ def _prompt_units(clean: torch.Tensor, corrupted: torch.Tensor) -> tuple[Hashabl
 
 
 def measure_circuits(model: Any, circuits: Sequence[CircuitLike], clean: Any, corrupted: Any = None,
-                     metric: Any = "logit_diff", *, max_batch: int | None = None) -> CircuitMetrics:
+                     metric: Any = "logit_diff", *, max_batch: int | None = None,
+                     ablation: AblationKind = "corrupted", ablation_seed: int = 0) -> CircuitMetrics:
     """``F(circuit)`` per prompt for each circuit (module docstring), all stacked in a few
-    forward passes; inputs as :func:`~mi_assert.edges.edge_sweep` takes them."""
+    forward passes; inputs as :func:`~mi_assert.edges.edge_sweep` takes them.
+
+    ``ablation``: what the edges outside a circuit carry, ``"corrupted"``, ``"mean"`` or
+    ``"resample"`` (:mod:`mi_assert.edges.ablation`); ``ablation_seed`` seeds the resample
+    derangement."""
+    kind = check_ablation(ablation)
     handle = resolve_model(model)
     tl_model = hooked_transformer(handle)
     clean_t, corrupted_t, metric_fn = _resolve_inputs(handle, clean, corrupted, metric)
     graph = EdgeGraph.from_handle(handle)
     parsed = tuple(as_circuit(graph, c) for c in circuits)
     batch, n_pos = corrupted_t.shape
+    check_ablation(kind, batch)
     with eval_mode([tl_model]), torch.no_grad():
         clean_run = record_run(tl_model, graph, clean_t)
-        corrupted_run = record_run(tl_model, graph, corrupted_t)
-        embed_delta = clean_run.outputs[0] - corrupted_run.outputs[0]
+        ablated = ablated_run(record_run(tl_model, graph, corrupted_t), kind, ablation_seed)
+        embed_delta = clean_run.outputs[0] - ablated.outputs[0]
         readout = MetricReadout(tl_model, metric_fn, batch)
         rows = rows_per_forward(tl_model, batch, n_pos, readout.full_logits, max_batch)
-        per_prompt = circuit_runs(tl_model, graph, parsed, embed_delta, corrupted_run, readout,
-                                  rows)
+        per_prompt = circuit_runs(tl_model, graph, parsed, embed_delta, ablated, readout, rows)
         # read the baselines exactly as the circuit runs are read: an empty circuit's F is
-        # then bit-for-bit F(corrupted)
+        # then bit-for-bit F(ablated)
         clean_pp = readout(clean_run.final_resid)[0].float().cpu()
-        corrupted_pp = readout(corrupted_run.final_resid)[0].float().cpu()
+        ablated_pp = readout(ablated.final_resid)[0].float().cpu()
     check_finite("circuit metrics", per_prompt)
     return CircuitMetrics(circuits=parsed, per_prompt=per_prompt.double().numpy(),
-                          clean=clean_pp.double().numpy(), corrupted=corrupted_pp.double().numpy(),
-                          units=_prompt_units(clean_t, corrupted_t), metric=metric_name(metric_fn))
+                          clean=clean_pp.double().numpy(), corrupted=ablated_pp.double().numpy(),
+                          units=_prompt_units(clean_t, corrupted_t), metric=metric_name(metric_fn),
+                          ablation=kind, ablation_seed=int(ablation_seed))
 
 
 def draw_random_circuits(graph: EdgeGraph, size: int, n_draws: int, seed: int) -> list[Circuit]:
@@ -199,13 +222,18 @@ def _check_n_random(value: Any) -> int:
     return int(value)
 
 
+def _kind_note(measured: CircuitMetrics, sep: str = ",") -> str:
+    """The ablation kind for a claim's text; empty for the default, ``"corrupted"``."""
+    return "" if measured.ablation == "corrupted" else f"{sep} {measured.ablation} ablation"
+
+
 def _label(circuit: Circuit) -> str:
     shown = ", ".join(circuit.names[:4]) + (", ..." if len(circuit) > 4 else "")
     return "{" + shown + "}"
 
 
 def _settings(circuit: Circuit, measured: CircuitMetrics) -> dict[str, Any]:
-    return {"ablation": ABLATION, "circuit": circuit.names, "n_edges": len(circuit),
+    return {"ablation": measured.ablation_text, "circuit": circuit.names, "n_edges": len(circuit),
             "graph_edges": circuit.graph.n_edges, "metric": measured.metric,
             "n_prompts": int(measured.clean.shape[0]), "faithfulness": FAITHFULNESS}
 
@@ -234,10 +262,12 @@ class _RandomComparison:
 
 def _against_random(model: Any, circuit: CircuitLike, clean: Any, corrupted: Any, metric: Any,
                     *, n_random: int, q: float, seed: int, tie_tolerance: float,
-                    max_batch: int | None, knockout: bool) -> _RandomComparison:
+                    max_batch: int | None, knockout: bool, ablation: AblationKind,
+                    ablation_seed: int) -> _RandomComparison:
     """Validate, draw the random sets, run them with the circuit. Sufficiency (``knockout``
     False) compares faithfulness of the circuits themselves; partial necessity compares the
     loss (1 - faithfulness) of the full model with each set knocked out."""
+    check_ablation(ablation)
     q = _check_open_unit(q, "q")
     n_random = _check_n_random(n_random)
     tie_tolerance = _check_positive(tie_tolerance, "tie_tolerance", strict=False)
@@ -246,7 +276,8 @@ def _against_random(model: Any, circuit: CircuitLike, clean: Any, corrupted: Any
     claimed = non_empty_circuit(graph, circuit) if knockout else claimed_circuit(graph, circuit)
     sets = [claimed, *draw_random_circuits(graph, len(claimed), n_random, seed)]
     measured = measure_circuits(handle, [knocked_out(c) for c in sets] if knockout else sets,
-                                clean, corrupted, metric, max_batch=max_batch)
+                                clean, corrupted, metric, max_batch=max_batch, ablation=ablation,
+                                ablation_seed=ablation_seed)
     # knockout: the share of the clean-corrupted gap the knockout costs
     values = 1.0 - measured.faithfulness() if knockout else measured.faithfulness()
     own, drawn = float(values[0]), values[1:]
@@ -268,20 +299,24 @@ def check_circuit_beats_random(
     alpha: float = 0.05,
     tie_tolerance: float = TIE_TOLERANCE,
     max_batch: int | None = None,
+    ablation: AblationKind = "corrupted",
+    ablation_seed: int = 0,
 ) -> Evidence:
     """Claim: the circuit's faithfulness beats that of a random circuit with as many edges
     with probability > ``q`` (module docstring). ``seed`` seeds the draws; ``tie_tolerance``:
-    faithfulness differences up to it are ties, which count against the circuit."""
+    faithfulness differences up to it are ties, which count against the circuit;
+    ``ablation`` / ``ablation_seed``: what edges outside a circuit carry
+    (:func:`measure_circuits`)."""
     cmp = _against_random(model, circuit, clean, corrupted, metric, n_random=n_random, q=q,
                           seed=seed, tie_tolerance=tie_tolerance, max_batch=max_batch,
-                          knockout=False)
+                          knockout=False, ablation=ablation, ablation_seed=ablation_seed)
     claimed, measured, graph, handle = cmp.claimed, cmp.measured, cmp.graph, cmp.handle
     own, drawn, beats = cmp.own, cmp.drawn, cmp.beats
     q, n_random, tie_tolerance = cmp.q, cmp.n_random, cmp.tie_tolerance
     q50, q90, q99 = cmp.quantiles
     return ClaimSpec(
         claim=f"circuit {_label(claimed)} beats > {q:g} of random {len(claimed)}-edge circuits "
-              "(faithfulness)",
+              f"(faithfulness{_kind_note(measured)})",
         metric="fraction of random same-size circuits beaten",
         samples={int(seed): Mean(beats, unit="random circuits")},
         threshold=q, alternative="greater", value_range=(0.0, 1.0), unit="random circuits",
@@ -326,15 +361,18 @@ def check_circuit_necessary(
     alpha: float = 0.05,
     tie_tolerance: float = NECESSITY_TIE_TOLERANCE,
     max_batch: int | None = None,
+    ablation: AblationKind = "corrupted",
+    ablation_seed: int = 0,
 ) -> Evidence:
     """Claim (partial necessity): knocking the circuit's edges out of the full model lowers
     faithfulness more than knocking out a random edge set of the same size does, with
     probability > ``q`` (module docstring). The random sets are drawn as
     :func:`check_circuit_beats_random` draws them (``seed``); a difference up to
-    ``tie_tolerance`` is a tie, which counts against the circuit."""
+    ``tie_tolerance`` is a tie, which counts against the circuit; ``ablation`` /
+    ``ablation_seed``: what knocked-out edges carry (:func:`measure_circuits`)."""
     cmp = _against_random(model, circuit, clean, corrupted, metric, n_random=n_random, q=q,
                           seed=seed, tie_tolerance=tie_tolerance, max_batch=max_batch,
-                          knockout=True)
+                          knockout=True, ablation=ablation, ablation_seed=ablation_seed)
     claimed, measured, graph, handle = cmp.claimed, cmp.measured, cmp.graph, cmp.handle
     own, drawn, beats = cmp.own, cmp.drawn, cmp.beats
     q, n_random, tie_tolerance = cmp.q, cmp.n_random, cmp.tie_tolerance
@@ -343,14 +381,14 @@ def check_circuit_necessary(
     q50, q90, q99 = cmp.quantiles
     return ClaimSpec(
         claim=f"knocking out circuit {_label(claimed)} costs more than knocking out random "
-              f"{len(claimed)}-edge sets, with probability > {q:g}",
+              f"{len(claimed)}-edge sets, with probability > {q:g}{_kind_note(measured, ';')}",
         metric="fraction of random same-size knockouts the circuit's knockout beats",
         samples={int(seed): Mean(beats, unit="random circuits")},
         threshold=q, alternative="greater", value_range=(0.0, 1.0), unit="random circuits",
         hist_figure=False,
         settings={**_settings(claimed, measured), "n_random": n_random, "q": q, "seed": seed,
                   "knockout": "every graph edge except the set carries the clean signal; the "
-                              "set's edges carry the corrupted one",
+                              f"set's edges carry the ablated one ({measured.ablation})",
                   "loss": "1 - faithfulness of the model without the set",
                   "draws": "uniform same-size subsets of all graph edges (may include circuit "
                            "edges), i.i.d., torch generator seeded with seed",
@@ -378,7 +416,7 @@ def _one_sided(circuit: Circuit, d: np.ndarray, units: Sequence[Hashable], bound
     sign = ">" if alternative == "greater" else "<"
     return ClaimSpec(
         claim=f"circuit {_label(circuit)}: mean (F(C) - F(clean)) / |gap| {sign} {bound:g}",
-        metric="(F(C) - F(clean)) / |mean(F(clean) - F(corrupted))|",
+        metric="(F(C) - F(clean)) / |mean(F(clean) - F(ablated))|",
         samples={0: Mean(d, units=units)}, threshold=bound,
         alternative=alternative,  # type: ignore[arg-type]
         hist_figure=False)
@@ -394,25 +432,31 @@ def check_circuit_equivalent(
     epsilon: float = 0.1,
     alpha: float = 0.05,
     max_batch: int | None = None,
+    ablation: AblationKind = "corrupted",
+    ablation_seed: int = 0,
 ) -> Evidence:
     """Claim: the circuit and the full model agree on the metric within ``epsilon`` of the
-    clean-corrupted gap, by two one-sided tests at ``alpha`` (module docstring)."""
+    clean-ablated gap, by two one-sided tests at ``alpha`` (module docstring); ``ablation`` /
+    ``ablation_seed`` as :func:`measure_circuits` takes them."""
+    check_ablation(ablation)
     epsilon = _check_positive(epsilon, "epsilon")
     handle = resolve_model(model)
     graph = EdgeGraph.from_handle(handle)
     claimed = claimed_circuit(graph, circuit)
-    measured = measure_circuits(handle, [claimed], clean, corrupted, metric, max_batch=max_batch)
+    measured = measure_circuits(handle, [claimed], clean, corrupted, metric, max_batch=max_batch,
+                                ablation=ablation, ablation_seed=ablation_seed)
     d = (measured.per_prompt[0] - measured.clean) / abs(measured.gap)
     members = [_one_sided(claimed, d, measured.units, -epsilon, "greater"),
                _one_sided(claimed, d, measured.units, epsilon, "less")]
     return all_of(
         members,
         claim=f"circuit {_label(claimed)} is equivalent to the model within ±{epsilon:g} of "
-              "the clean-corrupted gap (TOST)",
+              f"the clean-{'corrupted' if measured.ablation == 'corrupted' else 'ablated'} gap "
+              f"(TOST{_kind_note(measured)})",
         alpha=alpha,
         settings={**_settings(claimed, measured), "epsilon": epsilon,
                   "statistic": "per prompt d = (F(C) - F(clean)) / |mean(F(clean) - "
-                               "F(corrupted))|; mean d > -epsilon and mean d < +epsilon, each "
+                               "F(ablated))|; mean d > -epsilon and mean d < +epsilon, each "
                                "at alpha (two one-sided tests)"},
         model_info=handle.describe(),
         details={"faithfulness": round(float(measured.faithfulness()[0]), 4),

@@ -1,16 +1,17 @@
 """Faithfulness curves: how much of the clean metric the top-k edges of a ranking restore.
 
 For each ``k`` of a grid, the circuit of the ranking's first ``k`` edges is run
-(:func:`~mi_assert.edges.claims.measure_circuits`, denoising) and its faithfulness
-``(F(C_k) - F(corrupted)) / (F(clean) - F(corrupted))`` (ratio of means over prompts) read off.
+(:func:`~mi_assert.edges.claims.measure_circuits`, denoising, the other edges ablated as
+``ablation`` says) and its faithfulness ``(F(C_k) - F(ablated)) / (F(clean) - F(ablated))``
+(ratio of means over prompts) read off.
 The same is done for random orderings of the same edges. The area under a curve is the
 trapezoid rule over the fraction of edges kept, ``x = k / n_edges``, divided by the grid's
 span (1 on the default grid, which runs from 0 to ``n_edges``): 1 = the first edges already
 restore everything, 0 = nothing is restored until the last one.
 
 The AUC claim is a ratio of means over prompts: per prompt the numerator is
-``Σ_j w_j (F(C_kj) - F(corrupted))`` with ``w_j`` the trapezoid weights, the denominator
-``F(clean) - F(corrupted)``; their ratio of means is exactly the normalised AUC, so the
+``Σ_j w_j (F(C_kj) - F(ablated))`` with ``w_j`` the trapezoid weights, the denominator
+``F(clean) - F(ablated)``; their ratio of means is exactly the normalised AUC, so the
 engine's bootstrap resamples prompts, not grid points.
 """
 
@@ -23,8 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from mi_assert.edges.ablation import AblationKind, check_ablation
 from mi_assert.edges.circuit import Circuit
-from mi_assert.edges.claims import ABLATION, FAITHFULNESS, CircuitMetrics, measure_circuits
+from mi_assert.edges.claims import FAITHFULNESS, CircuitMetrics, measure_circuits
 from mi_assert.edges.drawing import circuit_figure
 from mi_assert.edges.graph import Edge, EdgeGraph
 from mi_assert.edges.scores import EdgeScores
@@ -175,7 +177,7 @@ class FaithfulnessCurve:
                 "random_auc_quantiles": self.random_auc_quantiles(),
                 "auc_percentile": self.auc_percentile,
                 "random_faithfulness_mean": self.random_faithfulness.mean(axis=0).tolist(),
-                "metric": self.measured.metric, "ablation": ABLATION}
+                "metric": self.measured.metric, "ablation": self.measured.ablation_text}
 
     def drawn_k(self, level: float = DRAWN_FAITHFULNESS) -> int:
         """The smallest ``k`` of the grid whose top-k circuit reaches faithfulness ``level``
@@ -219,14 +221,18 @@ def faithfulness_curve(
     seed: int = 0,
     absolute: bool = True,
     max_batch: int | None = None,
+    ablation: AblationKind = "corrupted",
+    ablation_seed: int = 0,
 ) -> FaithfulnessCurve:
     """Faithfulness of the top-``k`` edges of a ranking for ``k`` in ``ks``, and of
     ``n_random_orderings`` seeded random orderings of the same edges (module docstring).
 
     ``scores_or_ranking``: :class:`EdgeScores` (ranked by ``|score|``, or by score with
     ``absolute=False``) or edges / edge names best first; ``ks``: strictly increasing within
-    ``0..n_edges`` (default: :func:`default_ks`). Inputs as :func:`measure_circuits` takes them.
+    ``0..n_edges`` (default: :func:`default_ks`). Inputs, ``ablation`` and ``ablation_seed`` as
+    :func:`measure_circuits` takes them.
     """
+    check_ablation(ablation)
     n_orderings = _check_n_orderings(n_random_orderings)
     handle = resolve_model(model)
     graph = EdgeGraph.from_handle(handle)
@@ -234,7 +240,8 @@ def faithfulness_curve(
     grid = checked_ks(ks, len(edges))
     orderings = [edges, *random_orderings(edges, n_orderings, seed)]
     circuits = [c for ordering in orderings for c in prefix_circuits(graph, ordering, grid)]
-    measured = measure_circuits(handle, circuits, clean, corrupted, metric, max_batch=max_batch)
+    measured = measure_circuits(handle, circuits, clean, corrupted, metric, max_batch=max_batch,
+                                ablation=ablation, ablation_seed=ablation_seed)
     curves = measured.faithfulness().reshape(len(orderings), len(grid))
     areas = curves @ trapezoid_weights(grid, len(edges))
     return FaithfulnessCurve(edges=edges, ks=grid, faithfulness=curves[0],
@@ -265,28 +272,35 @@ def check_faithfulness_auc(
     seed: int = 0,
     absolute: bool = True,
     max_batch: int | None = None,
+    ablation: AblationKind = "corrupted",
+    ablation_seed: int = 0,
 ) -> Evidence:
     """Claim: the area under the ranking's faithfulness curve exceeds ``min_auc``, decided over
     prompts as a ratio of means (module docstring). The random orderings (seeded with
-    ``seed``) do not enter the decision; their AUCs are reported alongside."""
+    ``seed``) do not enter the decision; their AUCs are reported alongside. ``ablation`` /
+    ``ablation_seed`` as :func:`measure_circuits` takes them."""
+    check_ablation(ablation)
     min_auc = _check_min_auc(min_auc)
     handle = resolve_model(model)
     curve = faithfulness_curve(handle, scores, clean, corrupted, metric, ks=ks,
                                n_random_orderings=n_random_orderings, seed=seed,
-                               absolute=absolute, max_batch=max_batch)
+                               absolute=absolute, max_batch=max_batch, ablation=ablation,
+                               ablation_seed=ablation_seed)
     quantiles = curve.random_auc_quantiles()
     return ClaimSpec(
-        claim=f"the faithfulness curve of the edge ranking has AUC > {min_auc:g}",
+        claim=f"the faithfulness curve of the edge ranking has AUC > {min_auc:g}"
+              + ("" if curve.measured.ablation == "corrupted"
+                 else f" ({curve.measured.ablation} ablation)"),
         metric="normalised area under faithfulness vs fraction of edges kept",
         samples={0: curve.auc_statistic()},
         threshold=min_auc, alternative="greater", value_range=None, unit="prompts",
         hist_figure=False,
-        settings={"ablation": ABLATION, "faithfulness": FAITHFULNESS,
+        settings={"ablation": curve.measured.ablation_text, "faithfulness": FAITHFULNESS,
                   "metric": curve.measured.metric, "n_edges": curve.n_edges, "ks": list(curve.ks),
                   "n_prompts": int(curve.measured.clean.shape[0]),
                   "n_random_orderings": int(curve.random_auc.size), "seed": curve.seed,
                   "auc": "trapezoid over k / n_edges, divided by the grid's span; per prompt "
-                         "Σ w_k (F(C_k) - F(corrupted)) over F(clean) - F(corrupted), a ratio "
+                         "Σ w_k (F(C_k) - F(ablated)) over F(clean) - F(ablated), a ratio "
                          "of means"},
         model_info=handle.describe(),
         details={"auc": round(curve.auc, 4), "random_auc_mean": round(curve.random_auc_mean, 4),

@@ -9,7 +9,9 @@ a receiver with no circuit path on to the logits changes nothing there), and the
 claims refuse a circuit with no edge into the logits, so the connected part is the circuit.
 The answer is the first ``k`` whose connected part reaches ``target_faithfulness`` on these
 (fit) prompts, faithfulness being
-``(F(C) - F(corrupted)) / (F(clean) - F(corrupted))`` (:func:`~mi_assert.edges.measure_circuits`).
+``(F(C) - F(ablated)) / (F(clean) - F(ablated))`` (:func:`~mi_assert.edges.measure_circuits`,
+the edges outside the circuit ablated as ``ablation`` says; the sweep that ranks the edges
+patches corrupted values whatever ``ablation`` is).
 
 The search is linear, so the ``k`` found is the smallest one even where faithfulness is not
 monotone in ``k``. Top-k sets with the same connected part are measured once, a set with no
@@ -27,6 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from mi_assert.edges.ablation import AblationKind, check_ablation
 from mi_assert.edges.circuit import Circuit
 from mi_assert.edges.claims import measure_circuits
 from mi_assert.edges.graph import EMBED, LOGITS, Edge, EdgeGraph, Node
@@ -118,6 +121,8 @@ def discover_circuit(
     max_edges: int | None = None,
     steps: int | None = None,
     max_batch: int | None = None,
+    ablation: AblationKind = "corrupted",
+    ablation_seed: int = 0,
 ) -> CircuitDiscovery:
     """The smallest top-k circuit of an edge ranking whose faithfulness on these prompts reaches
     ``target_faithfulness`` (module docstring).
@@ -131,7 +136,11 @@ def discover_circuit(
         steps: integration steps of ``eap_ig`` (default 5, :data:`~.sweep.EAP_IG_STEPS`); only
             ``eap_ig`` takes it.
         max_batch: prompt rows per stacked forward, as :func:`~.measure_circuits` takes it.
+        ablation, ablation_seed: what the edges outside a top-k circuit carry when its
+            faithfulness is measured, as :func:`~.measure_circuits` takes them (the ranking
+            sweep is unchanged).
     """
+    check_ablation(ablation)
     target = _check_target(target_faithfulness)
     if method not in METHODS:
         raise MiAssertInputError(f"method={method!r}: allowed {', '.join(repr(m) for m in METHODS)}")
@@ -158,7 +167,8 @@ def discover_circuit(
             stop += 1
         if todo:
             values = measure_circuits(handle, todo, clean, corrupted, metric,
-                                      max_batch=max_batch).faithfulness()
+                                      max_batch=max_batch, ablation=ablation,
+                                      ablation_seed=ablation_seed).faithfulness()
             measured.update({frozenset(c.edges): float(v) for c, v in zip(todo, values, strict=True)})
         found = next((k for k in range(start + 1, stop + 1)
                       if measured[frozenset(parts[k - 1].edges)] >= target), None)
