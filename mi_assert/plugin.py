@@ -692,8 +692,15 @@ def mi_model(request: pytest.FixtureRequest) -> Any:
             declared = {k: kwargs.pop(k) for k in ("bos_token_id", "special_token_ids") if k in kwargs}
             handle: Any = as_handle(load_model(spec, **kwargs), **declared)
             if remote_opt:
+                from mi_assert.errors import MiAssertInputError
                 from mi_assert.scaleout import remote_value
 
+                if handle.backend != "nnsight":  # running locally instead would hide it
+                    raise MiAssertInputError(
+                        f"--mi-remote {remote_opt}: model {spec!r} is on backend "
+                        f"{handle.backend!r}, which has no remote execution; only the nnsight "
+                        "backend sends traces to NDIF. Use --mi-backend nnsight (or "
+                        "backend='nnsight' in its mi_model marker), or drop --mi-remote")
                 # the nnsight backend reads handle.remote and passes it to trace(remote=...)
                 handle.remote = remote_value(remote_opt)
                 handle.load_kwargs["remote"] = handle.remote

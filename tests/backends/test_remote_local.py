@@ -59,3 +59,19 @@ def test_mi_remote_option_routes_the_fixture_model(pytester):
         """
     )
     pytester.runpytest("--mi-remote", "local").assert_outcomes(passed=1)
+
+
+def test_mi_remote_on_a_backend_without_remote_execution_is_a_clear_error(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.mi_model("planted-induction@s0", device="cpu")
+        def test_remote(mi_model):
+            pass
+        """
+    )
+    result = pytester.runpytest("--mi-remote", "local")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*--mi-remote local: model 'planted-induction@s0' is on backend "
+                                 "'transformer_lens', which has no remote execution*"])
