@@ -174,3 +174,15 @@ def test_sections_come_in_reading_order(opened: Opened) -> None:
                                     "sec-expected")]
     assert core == ["sec-unexpected", "sec-regressed", "sec-missing", "sec-passed", "sec-expected"]
     assert ids[-1] == "sec-evidence"
+
+
+def test_asking_for_expected_failures_unfolds_them(opened: Opened) -> None:
+    page = opened.page
+    folded = page.locator("#sec-expected > details")
+    if folded.count() == 0:
+        pytest.skip("this report has no expected failures")
+    assert not folded.evaluate("d => d.open")
+    page.select_option("#filter-verdict", "XFAIL")
+    assert folded.evaluate("d => d.open")
+    first = folded.locator("tr.claim-row").first
+    assert first.is_visible() and first.get_attribute("data-verdict") == "XFAIL"

@@ -328,6 +328,11 @@
       g.classList.toggle("hidden-by-filter", !any);
     });
     counter.textContent = shown + " of " + rows.length + " claims shown";
+    // asking for expected failures (or searching) should show them, not leave them folded away
+    var looking = controls.verdict.value === "XFAIL" || controls.text.value.trim() !== "";
+    document.querySelectorAll("#sec-expected > details").forEach(function (d) {
+      if (looking && d.querySelector("tr.claim-row:not(.hidden-by-filter)")) d.open = true;
+    });
   }
   Object.keys(controls).forEach(function (k) {
     controls[k].addEventListener(k === "text" ? "input" : "change", apply);
