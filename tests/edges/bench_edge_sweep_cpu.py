@@ -5,13 +5,18 @@ LayerNorm, d_vocab 1000; 1,519 edges), batch 8 x 16 tokens, logit difference at 
 position. Both run in this process; the naive loop (``tests/edges/reference.py``: one
 ``run_with_hooks`` per edge) is timed once, the sweep best of ``--repeats``. Run:
 
-    OMP_NUM_THREADS=1 .venv/bin/python -m tests.edges.bench_edge_sweep_cpu
+    OMP_NUM_THREADS=1 .venv/bin/python -m tests.edges.bench_edge_sweep_cpu [--attribution-only]
+
+It first prints EAP and EAP-IG over all edges in forward-equivalents (their time over one plain
+forward with logits on the same batch).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -22,11 +27,38 @@ from tests.benchmarks.test_sweep_cpu import small_gpt2_shaped_setup as setup
 from tests.edges.reference import naive_exact
 
 
+def _best(fn: Callable[[], object], repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def attribution_cost(model: Any, clean: Any, corrupted: Any, metric: Any, repeats: int) -> str:
+    """EAP and EAP-IG over every edge, in forward-equivalents: their time over the time of one
+    plain forward pass with logits over the same clean batch (same process, best of repeats)."""
+    with torch.no_grad():
+        forward = _best(lambda: model(clean), repeats)
+    eap = _best(lambda: edge_sweep(model, clean, corrupted, metric, method="eap"), repeats)
+    ig = _best(lambda: edge_sweep(model, clean, corrupted, metric, method="eap_ig", steps=5),
+               repeats)
+    return (f"one forward {forward * 1e3:.1f} ms; eap {eap * 1e3:.1f} ms = "
+            f"{eap / forward:.1f} forward-equivalents; eap_ig (5 steps) {ig * 1e3:.1f} ms = "
+            f"{ig / forward:.1f} forward-equivalents")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--attribution-only", action="store_true",
+                        help="only EAP / EAP-IG in forward-equivalents (skip the slow naive loop)")
     args = parser.parse_args()
     model, clean, corrupted, metric = setup()
+    print(attribution_cost(model, clean, corrupted, metric, max(args.repeats, 5)))
+    if args.attribution_only:
+        return
     edge_sweep(model, clean[:2], corrupted[:2], mi_assert.logit_diff(metric.correct_ids[:2],
                                                                      metric.wrong_ids[:2]))  # warm-up
     sweep_seconds = float("inf")
