@@ -61,6 +61,13 @@ def random_tl_model(
         initializer_range=init_range, device=device,
     )
     model = HookedTransformer(cfg)
+    return randomise_weights(model, seed)
+
+
+def randomise_weights(model: Any, seed: int) -> Any:
+    """Every parameter of a HookedTransformer drawn at random, in place, and the model in eval
+    mode: biases ~ N(0, 0.1), norm weights ~ 1 + N(0, 0.1), matrices ~ N(0, 1/fan_in). TL
+    initialises biases and norms to 0/1, which would hide a kernel that drops one of them."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():

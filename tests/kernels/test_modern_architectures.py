@@ -25,7 +25,7 @@ import torch
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 import mi_assert  # noqa: E402
-from benchmarks.support.testing import LogitDiff, random_pair  # noqa: E402
+from benchmarks.support.testing import LogitDiff, random_pair, randomise_weights  # noqa: E402
 from mi_assert.backends.transformer_lens import TransformerLensHandle  # noqa: E402
 from mi_assert.kernels import attribution_head_out, fast_patching_sweep, support_reason  # noqa: E402
 from mi_assert.kernels.functional import full_logits, functional_model  # noqa: E402
@@ -88,16 +88,7 @@ def modern_model(seed: int = 0, **overrides: Any) -> Any:
            "positional_embedding_type": "rotary", "gated_mlp": True, "seed": seed}
     cfg.update(overrides)
     model = HookedTransformer(HookedTransformerConfig(**cfg))
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith((".b", "b_Q", "b_K", "b_V", "b_O", "b_in", "b_out", "b_U")):
-                p.copy_(0.1 * torch.randn(p.shape, generator=gen))
-            elif name.endswith(".w"):
-                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
-            else:
-                p.copy_(torch.randn(p.shape, generator=gen) / p.shape[-2 if p.dim() > 1 else 0] ** 0.5)
-    return model.eval()
+    return randomise_weights(model, seed)
 
 
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
