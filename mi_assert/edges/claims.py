@@ -253,11 +253,34 @@ class _RandomComparison:
     q: float
     n_random: int
     tie_tolerance: float
+    seed: int
 
-    @property
-    def quantiles(self) -> tuple[float, float, float]:
+    def claim_spec(self, *, claim: str, metric: str, value: str, xlabel: str, title: str,
+                   settings: dict[str, Any], details: dict[str, Any]) -> ClaimSpec:
+        """"The circuit wins against a random same-size set with probability > q", on these
+        wins, with what sufficiency and necessity share: the settings of the draws, the wins,
+        the quantiles of the random sets' ``value``, its histogram against the circuit's, and
+        the circuit drawn."""
         q50, q90, q99 = np.quantile(self.drawn, [0.5, 0.9, 0.99])
-        return float(q50), float(q90), float(q99)
+        return ClaimSpec(
+            claim=claim, metric=metric,
+            samples={int(self.seed): Mean(self.beats, unit="random circuits")},
+            threshold=self.q, alternative="greater", value_range=(0.0, 1.0),
+            unit="random circuits", hist_figure=False,
+            settings={**_settings(self.claimed, self.measured), "n_random": self.n_random,
+                      "q": self.q, "seed": self.seed,
+                      "draws": "uniform same-size subsets of all graph edges (may include "
+                               "circuit edges), i.i.d., torch generator seeded with seed",
+                      **settings},
+            model_info=self.handle.describe(),
+            details={f"circuit_{value}": round(self.own, 4), "wins": int(self.beats.sum()),
+                     f"random_{value}": f"median {q50:.3f}, q90 {q90:.3f}, q99 {q99:.3f}, max "
+                                        f"{float(self.drawn.max()):.3f}", **details},
+            figures={f"random_{value}": {
+                "kind": "hist", "data": [self.drawn], "labels": [f"seed {self.seed}"],
+                "xlabel": xlabel, "ylabel": "draws", "title": title, "threshold": self.own},
+                "circuit": circuit_figure(self.graph, self.claimed)},
+        )
 
 
 def _against_random(model: Any, circuit: CircuitLike, clean: Any, corrupted: Any, metric: Any,
@@ -283,7 +306,7 @@ def _against_random(model: Any, circuit: CircuitLike, clean: Any, corrupted: Any
     own, drawn = float(values[0]), values[1:]
     beats = (own > drawn + tie_tolerance).astype(np.float64)
     return _RandomComparison(handle, graph, claimed, measured, own, drawn, beats, q, n_random,
-                             tie_tolerance)
+                             tie_tolerance, seed)
 
 
 def check_circuit_beats_random(
@@ -310,32 +333,16 @@ def check_circuit_beats_random(
     cmp = _against_random(model, circuit, clean, corrupted, metric, n_random=n_random, q=q,
                           seed=seed, tie_tolerance=tie_tolerance, max_batch=max_batch,
                           knockout=False, ablation=ablation, ablation_seed=ablation_seed)
-    claimed, measured, graph, handle = cmp.claimed, cmp.measured, cmp.graph, cmp.handle
-    own, drawn, beats = cmp.own, cmp.drawn, cmp.beats
-    q, n_random, tie_tolerance = cmp.q, cmp.n_random, cmp.tie_tolerance
-    q50, q90, q99 = cmp.quantiles
-    return ClaimSpec(
-        claim=f"circuit {_label(claimed)} beats > {q:g} of random {len(claimed)}-edge circuits "
-              f"(faithfulness{_kind_note(measured)})",
-        metric="fraction of random same-size circuits beaten",
-        samples={int(seed): Mean(beats, unit="random circuits")},
-        threshold=q, alternative="greater", value_range=(0.0, 1.0), unit="random circuits",
-        hist_figure=False,
-        settings={**_settings(claimed, measured), "n_random": n_random, "q": q, "seed": seed,
-                  "draws": "uniform same-size subsets of all graph edges (may include circuit "
-                           "edges), i.i.d., torch generator seeded with seed",
-                  "beats": f"faithfulness greater by more than {tie_tolerance:g} (ties count "
-                           "against)"},
-        model_info=handle.describe(),
-        details={"circuit_faithfulness": round(own, 4), "wins": int(beats.sum()),
-                 "random_faithfulness": f"median {q50:.3f}, q90 {q90:.3f}, q99 {q99:.3f}, max "
-                                        f"{float(drawn.max()):.3f}"},
-        figures={"random_faithfulness": {
-            "kind": "hist", "data": [drawn], "labels": [f"seed {seed}"],
-            "xlabel": "faithfulness of a random same-size circuit", "ylabel": "draws",
-            "title": f"random {len(claimed)}-edge circuits vs {_label(claimed)} (line: circuit)",
-            "threshold": own},
-            "circuit": circuit_figure(graph, claimed)},
+    claimed = cmp.claimed
+    return cmp.claim_spec(
+        claim=f"circuit {_label(claimed)} beats > {cmp.q:g} of random {len(claimed)}-edge "
+              f"circuits (faithfulness{_kind_note(cmp.measured)})",
+        metric="fraction of random same-size circuits beaten", value="faithfulness",
+        xlabel="faithfulness of a random same-size circuit",
+        title=f"random {len(claimed)}-edge circuits vs {_label(claimed)} (line: circuit)",
+        settings={"beats": f"faithfulness greater by more than {cmp.tie_tolerance:g} (ties "
+                           "count against)"},
+        details={},
     ).evaluate(alpha)
 
 
@@ -373,38 +380,23 @@ def check_circuit_necessary(
     cmp = _against_random(model, circuit, clean, corrupted, metric, n_random=n_random, q=q,
                           seed=seed, tie_tolerance=tie_tolerance, max_batch=max_batch,
                           knockout=True, ablation=ablation, ablation_seed=ablation_seed)
-    claimed, measured, graph, handle = cmp.claimed, cmp.measured, cmp.graph, cmp.handle
-    own, drawn, beats = cmp.own, cmp.drawn, cmp.beats
-    q, n_random, tie_tolerance = cmp.q, cmp.n_random, cmp.tie_tolerance
+    claimed, graph = cmp.claimed, cmp.graph
     overlap_free = math.comb(graph.n_edges - len(claimed), len(claimed)) / math.comb(
         graph.n_edges, len(claimed))
-    q50, q90, q99 = cmp.quantiles
-    return ClaimSpec(
+    return cmp.claim_spec(
         claim=f"knocking out circuit {_label(claimed)} costs more than knocking out random "
-              f"{len(claimed)}-edge sets, with probability > {q:g}{_kind_note(measured, ';')}",
+              f"{len(claimed)}-edge sets, with probability > {cmp.q:g}"
+              f"{_kind_note(cmp.measured, ';')}",
         metric="fraction of random same-size knockouts the circuit's knockout beats",
-        samples={int(seed): Mean(beats, unit="random circuits")},
-        threshold=q, alternative="greater", value_range=(0.0, 1.0), unit="random circuits",
-        hist_figure=False,
-        settings={**_settings(claimed, measured), "n_random": n_random, "q": q, "seed": seed,
-                  "knockout": "every graph edge except the set carries the clean signal; the "
-                              f"set's edges carry the ablated one ({measured.ablation})",
+        value="knockout_loss", xlabel="loss when a random same-size edge set is knocked out",
+        title=f"knockouts of random {len(claimed)}-edge sets vs {_label(claimed)} (line: "
+              "circuit)",
+        settings={"knockout": "every graph edge except the set carries the clean signal; the "
+                              f"set's edges carry the ablated one ({cmp.measured.ablation})",
                   "loss": "1 - faithfulness of the model without the set",
-                  "draws": "uniform same-size subsets of all graph edges (may include circuit "
-                           "edges), i.i.d., torch generator seeded with seed",
-                  "beats": f"loss greater by more than {tie_tolerance:g} (ties count against)"},
-        model_info=handle.describe(),
-        details={"circuit_knockout_loss": round(own, 4), "wins": int(beats.sum()),
-                 "random_knockout_loss": f"median {q50:.3f}, q90 {q90:.3f}, q99 {q99:.3f}, max "
-                                         f"{float(drawn.max()):.3f}",
-                 "draws_missing_the_circuit": round(overlap_free, 4)},
-        figures={"random_knockout_loss": {
-            "kind": "hist", "data": [drawn], "labels": [f"seed {seed}"],
-            "xlabel": "loss when a random same-size edge set is knocked out", "ylabel": "draws",
-            "title": f"knockouts of random {len(claimed)}-edge sets vs {_label(claimed)} (line: "
-                     "circuit)",
-            "threshold": own},
-            "circuit": circuit_figure(graph, claimed)},
+                  "beats": f"loss greater by more than {cmp.tie_tolerance:g} (ties count "
+                           "against)"},
+        details={"draws_missing_the_circuit": round(overlap_free, 4)},
     ).evaluate(alpha)
 
 
