@@ -29,13 +29,22 @@ identical prompts merged; every seed must pass and the worst row is the headline
   K does not bias the bound; the halves split distinct prompts (copies of a prompt stay in one
   half), and the test half needs ``min_prompts`` of them. One member claim per ``v``, all of
   them must pass.
+
+Edge circuits: ``circuit`` may also be an edge-level :class:`mi_assert.edges.Circuit` (or edge
+names such as ``"L0H0->L1H0.k"``). The members are then edges, ``F(S)`` is the circuit run of
+``S`` (:func:`mi_assert.edges.measure_circuits`: edges outside ``S`` feed their receiver the
+sender's ``"corrupted"`` (default for edges), ``"mean"`` or ``"resample"`` value), ``M`` is every
+edge of the graph (the clean run), and every ratio is taken relative to the clean - ablated gap
+``F(M) - F(ablated)`` instead of ``F(M)`` (:mod:`mi_assert.edges.node_claims`, ``docs/edges.md``).
+The claims' code below is shared: only the runner (what ``F(S)`` is) differs.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Hashable, Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -97,14 +106,55 @@ class CircuitRunner:
     def full(self) -> np.ndarray:
         return self.F(self.nodes)
 
+    def prefetch(self, sets: Sequence[Sequence[Component] | frozenset[Component]]) -> None:
+        """Nothing to batch: each ``F`` is one run (the edge runner stacks its sets)."""
+
+
+T = TypeVar("T", bound=Hashable)
+
+#: one draw's runs: ``(draw, runner, F(M), F(ablated), prompt units)``; ``F(ablated)`` is 0
+#: for node circuits (Wang et al.'s ratios are relative to ``F(M)``)
+CircuitRun = tuple[Draw, Any, np.ndarray, np.ndarray, tuple[Hashable, ...]]
+
+
+class CircuitClaims(Protocol):
+    """What the three claims need from a circuit's level (nodes here, edges in
+    :mod:`mi_assert.edges.node_claims`): its members, prompt draws, runner and wording."""
+
+    handle: ModelHandle
+    members: list[Any]
+    draws: list[Draw]
+    ratio: str  # the faithfulness ratio, as claim text writes it
+    norm: str  # what the completeness / minimality differences are divided by
+    member_word: str
+    note: str  # appended to claim texts, e.g. ", corrupted ablation"
+    hint: str
+    default_max_members: int | None  # minimality: members tested when max_members is None
+
+    def label(self, member: Any) -> str: ...
+
+    def circuit_label(self) -> str: ...
+
+    def units(self, draw: Draw) -> tuple[Hashable, ...]: ...
+
+    def runs(self, what: str) -> Iterator[CircuitRun]: ...
+
+    def settings(self, draw: Draw, runner: Any) -> dict[str, Any]: ...
+
+    def figures(self) -> dict[str, Any]: ...
+
+    def details(self, runs: Sequence[CircuitRun]) -> dict[str, Any]: ...
+
 
 def _setup(model: Any, prompts: Any, circuit: Any, metric: Any, options: ClaimOptions,
-           prompt_kwargs: Mapping[str, Any] | None) -> tuple[ModelHandle, list[Component], list[Draw]]:
+           prompt_kwargs: Mapping[str, Any] | None, *, check_prompts: bool = True
+           ) -> tuple[ModelHandle, list[Component], list[Draw]]:
     handle = resolve_model(model)
     comps = parse_components(handle, circuit)
     draws = prompt_draws(handle, None, None, prompts, metric, options.seeds,
                          need_corrupted=False, prompt_kwargs=prompt_kwargs)
-    check_enough_prompts(draws, options.min_prompts, pairs=False)
+    if check_prompts:
+        check_enough_prompts(draws, options.min_prompts, pairs=False)
     return handle, comps, draws
 
 
@@ -146,10 +196,98 @@ def _settings(circuit: Sequence[Component], ablation: str, reference: Any, metri
             "prompts": draw.source, "n_prompts": len(draw.prompts)}
 
 
-def _subsets(items: Sequence[Component], n: int, gen: torch.Generator,
-             always: Sequence[frozenset[Component]] = ()) -> list[frozenset[Component]]:
+def _label(comps: Sequence[Component]) -> str:
+    return "+".join(c.label for c in comps)
+
+
+class _NodeClaims:
+    """Node circuits (heads / MLPs knocked out by ``ablation``), Wang et al.'s ratios."""
+
+    ratio = "F(C)/F(M)"
+    norm = "F(M)"
+    member_word = "component"
+    note = ""
+    hint = _MINIMALITY_HINT
+    default_max_members: int | None = None
+
+    def __init__(self, handle: ModelHandle, comps: list[Component], draws: list[Draw], *,
+                 nodes: str, ablation: str, reference: Any) -> None:
+        self.handle, self.members, self.draws = handle, comps, draws
+        self.nodes, self.ablation, self.reference = nodes, ablation, reference
+
+    def label(self, member: Component) -> str:
+        return member.label
+
+    def circuit_label(self) -> str:
+        return _label(self.members)
+
+    def units(self, draw: Draw) -> tuple[Hashable, ...]:
+        return prompt_ids(draw.prompts, pairs=False)
+
+    def runs(self, what: str) -> Iterator[CircuitRun]:
+        for draw, runner, full in _runners(self.handle, self.draws, self.members, self.nodes,
+                                           self.ablation, self.reference, what):
+            yield draw, runner, full, np.zeros_like(full), self.units(draw)
+
+    def settings(self, draw: Draw, runner: CircuitRunner) -> dict[str, Any]:
+        return _settings(self.members, self.ablation, self.reference, draw.metric, draw, runner)
+
+    def figures(self) -> dict[str, Any]:
+        return {}
+
+    def details(self, runs: Sequence[CircuitRun]) -> dict[str, Any]:
+        return {}
+
+
+def _is_edge_circuit(circuit: Any) -> bool:
+    """Whether ``circuit`` is an edge circuit: a :class:`mi_assert.edges.Circuit`, an
+    :class:`~mi_assert.edges.Edge`, or edges / edge names (``"L0H0->L1H0.k"``); a mix of edges
+    and nodes is refused. (Edge objects exist only once :mod:`mi_assert.edges` is imported,
+    so this does not import it.)"""
+    circuit_mod = sys.modules.get("mi_assert.edges.circuit")
+    graph_mod = sys.modules.get("mi_assert.edges.graph")
+    if circuit_mod is not None and isinstance(circuit, circuit_mod.Circuit):
+        return True
+
+    def edge_like(item: Any) -> bool:
+        return (isinstance(item, str) and "->" in item) or (
+            graph_mod is not None and isinstance(item, graph_mod.Edge))
+
+    if isinstance(circuit, str) or edge_like(circuit):
+        return edge_like(circuit)
+    if not isinstance(circuit, (list, tuple, set, frozenset)) or not circuit:
+        return False
+    flags = [edge_like(item) for item in circuit]
+    if all(flags):
+        return True
+    if any(flags):
+        raise MiAssertInputError(
+            f"circuit {list(circuit)!r} mixes edges ('SENDER->RECEIVER', e.g. 'L0H0->L1H0.k') "
+            "and nodes ('L1H0', 'mlp0'); a circuit is either a set of nodes (heads / MLPs) or a "
+            "set of edges (mi_assert.edges.Circuit)")
+    return False
+
+
+def _claims(model: Any, prompts: Any, circuit: Any, metric: Any, options: ClaimOptions,
+            prompt_kwargs: Mapping[str, Any] | None, *, ablation: str | None, reference: Any,
+            nodes: str, check_prompts: bool = True) -> CircuitClaims:
+    """The claims' view of ``circuit``: edge circuits go to :mod:`mi_assert.edges.node_claims`."""
+    if _is_edge_circuit(circuit):
+        from mi_assert.edges.node_claims import EdgeCircuitClaims
+
+        return EdgeCircuitClaims.setup(model, prompts, circuit, metric, options, prompt_kwargs,
+                                       ablation=ablation, reference=reference, nodes=nodes,
+                                       check_prompts=check_prompts)
+    handle, comps, draws = _setup(model, prompts, circuit, metric, options, prompt_kwargs,
+                                  check_prompts=check_prompts)
+    return _NodeClaims(handle, comps, draws, nodes=nodes,
+                       ablation="mean" if ablation is None else ablation, reference=reference)
+
+
+def _subsets(items: Sequence[T], n: int, gen: torch.Generator,
+             always: Sequence[frozenset[T]] = ()) -> list[frozenset[T]]:
     """``always`` plus up to ``n`` distinct random non-empty subsets of ``items`` (seeded)."""
-    out: list[frozenset[Component]] = list(dict.fromkeys(always))
+    out: list[frozenset[T]] = list(dict.fromkeys(always))
     items = list(items)
     tries = 0
     while len(out) < len(always) + n and tries < 20 * (n + 1) and items:
@@ -161,8 +299,7 @@ def _subsets(items: Sequence[Component], n: int, gen: torch.Generator,
     return out
 
 
-def _label(comps: Sequence[Component]) -> str:
-    return "+".join(c.label for c in comps)
+Ablation = Literal["mean", "zero", "resample", "corrupted"]
 
 
 def check_circuit_faithfulness(
@@ -172,7 +309,7 @@ def check_circuit_faithfulness(
     metric: Any = "logit_diff",
     *,
     min_faithfulness: float = 0.8,
-    ablation: Literal["mean", "zero", "resample"] = "mean",
+    ablation: Ablation | None = None,
     reference: Any = None,
     nodes: str = "auto",
     seeds: Sequence[int] | int = (0,),
@@ -185,27 +322,34 @@ def check_circuit_faithfulness(
     """Claim: the circuit alone (everything else knocked out) keeps at least
     ``min_faithfulness`` of the full model's metric: ``F(C)/F(M)`` (module docstring).
 
-    ``seeds`` vary the bootstrap (and a ``resample`` ablation) with explicit prompts and draw
-    fresh prompts with a generator name; ``quorum`` seeds must pass (default all); each seed
-    needs ``min_prompts`` distinct prompts."""
+    ``ablation``: for node circuits ``"mean"`` (default), ``"zero"`` or ``"resample"``; for an
+    edge circuit (:class:`mi_assert.edges.Circuit` or edge names) ``"corrupted"`` (default),
+    ``"mean"`` or ``"resample"``, and the ratio is ``(F(C) - F(ablated)) / (F(M) -
+    F(ablated))`` (:mod:`mi_assert.edges.node_claims`). ``seeds`` vary the bootstrap (and a
+    ``resample`` ablation) with explicit prompts and draw fresh prompts with a generator name;
+    ``quorum`` seeds must pass (default all); each seed needs ``min_prompts`` distinct
+    prompts."""
     options = claim_options(seeds=seeds, quorum=quorum, alpha=alpha, n_resamples=n_resamples,
                             min_prompts=min_prompts)
     threshold = check_threshold(min_faithfulness, "greater", None, "min_faithfulness")
-    handle, comps, draws = _setup(model, prompts, circuit, metric, options, prompt_kwargs)
+    fam = _claims(model, prompts, circuit, metric, options, prompt_kwargs, ablation=ablation,
+                  reference=reference, nodes=nodes)
     rows: dict[RowKey, RatioRow] = {}
-    runner = None
-    for draw, runner, full in _runners(handle, draws, comps, nodes, ablation, reference,
-                                       "faithfulness"):
-        rows[RowKey(draw.seed)] = (runner.F(comps), full, prompt_ids(draw.prompts, pairs=False))
-    assert runner is not None
+    runs = list(fam.runs("faithfulness"))
+    for draw, runner, full, base, units in runs:
+        # node circuits: base is 0 (subtracting it is exact), the row is (F(C), F(M))
+        rows[RowKey(draw.seed)] = (runner.F(fam.members) - base, full - base, units)
+    first = runs[0]
     spec = ratio_claim(
-        f"circuit {_label(comps)} is faithful (F(C)/F(M) > {threshold:g})",
-        f"faithfulness of {metric_name(draws[0].metric)}", rows, threshold=threshold,
+        f"circuit {fam.circuit_label()} is faithful ({fam.ratio} > {threshold:g}{fam.note})",
+        f"faithfulness of {metric_name(fam.draws[0].metric)}", rows, threshold=threshold,
         alternative="greater", options=options,
-        settings=_settings(comps, ablation, reference, draws[0].metric, draws[0], runner),
-        model_info=handle.describe(),
-        details={"F(M) per seed": [round(float(np.mean(r[1])), 4) for r in rows.values()],
-                 "F(C) per seed": [round(float(np.mean(r[0])), 4) for r in rows.values()]},
+        settings=fam.settings(first[0], first[1]),
+        model_info=fam.handle.describe(),
+        details={"F(M) per seed": [round(float(np.mean(r[2])), 4) for r in runs],
+                 "F(C) per seed": [round(float(np.mean(r[1].F(fam.members))), 4) for r in runs],
+                 **fam.details(runs)},
+        figures=fam.figures(),
     )
     return spec.evaluate(options.alpha)
 
@@ -221,8 +365,8 @@ def _check_positive(value: Any, name: str, *, strict: bool) -> float:
     return float(value)
 
 
-def _klabel(K: frozenset[Component]) -> str:
-    return "K={" + ",".join(sorted(c.label for c in K)) + "}"
+def _klabel(K: frozenset[Any], fam: CircuitClaims) -> str:
+    return "K={" + ",".join(sorted(fam.label(c) for c in K)) + "}"
 
 
 def check_circuit_completeness(
@@ -233,7 +377,7 @@ def check_circuit_completeness(
     *,
     max_gap: float = 0.2,
     n_subsets: int = 8,
-    ablation: Literal["mean", "zero", "resample"] = "mean",
+    ablation: Ablation | None = None,
     reference: Any = None,
     nodes: str = "auto",
     seeds: Sequence[int] | int = (0,),
@@ -244,46 +388,52 @@ def check_circuit_completeness(
 ) -> Evidence:
     """Claim: knocking out any subset K of the circuit hurts the circuit as it hurts the model:
     ``|F(C\\K) - F(M\\K)| / F(M) < max_gap`` for ∅, C and ``n_subsets`` random K (seeded).
-    Every seed and every K must pass (module docstring)."""
+    Every seed and every K must pass (module docstring). For an edge circuit K is a set of its
+    edges, ``M\\K`` every graph edge but K, and the gap is relative to ``F(M) - F(ablated)``;
+    ``ablation`` as :func:`check_circuit_faithfulness` takes it."""
     options = claim_options(seeds=seeds, alpha=alpha, n_resamples=n_resamples,
                             min_prompts=min_prompts)
     gap = _check_positive(max_gap, "max_gap", strict=True)
     n_subsets = check_count(n_subsets, "n_subsets", minimum=0)
-    handle, comps, draws = _setup(model, prompts, circuit, metric, options, prompt_kwargs)
-    mname = metric_name(draws[0].metric)
+    fam = _claims(model, prompts, circuit, metric, options, prompt_kwargs, ablation=ablation,
+                  reference=reference, nodes=nodes)
+    comps = fam.members
+    mname = metric_name(fam.draws[0].metric)
     above: dict[RowKey, RatioRow] = {}
     below: dict[RowKey, RatioRow] = {}
     subsets_per_seed: dict[str, list[str]] = {}
-    runner = None
-    for draw, runner, full in _runners(handle, draws, comps, nodes, ablation, reference,
-                                       "completeness"):
+    runs = list(fam.runs("completeness"))
+    for draw, runner, full, base, units in runs:
         gen = torch.Generator().manual_seed(int(draw.seed))
-        units = prompt_ids(draw.prompts, pairs=False)
         subsets = _subsets(comps, n_subsets, gen, always=(frozenset(), frozenset(comps)))
-        subsets_per_seed[f"seed {draw.seed}"] = [_klabel(K) for K in subsets]
-        for K in subsets:
-            diff = runner.F([c for c in comps if c not in K]) - runner.F(
-                [n for n in runner.nodes if n not in K])
-            key = RowKey(draw.seed, None, _klabel(K))
-            above[key] = (diff, full, units)
-            below[key] = (-diff, full, units)
-    assert runner is not None
+        subsets_per_seed[f"seed {draw.seed}"] = [_klabel(K, fam) for K in subsets]
+        pairs = [([c for c in comps if c not in K], [n for n in runner.nodes if n not in K])
+                 for K in subsets]
+        runner.prefetch([s for pair in pairs for s in pair])
+        den = full - base
+        for K, (circuit_without, model_without) in zip(subsets, pairs, strict=True):
+            diff = runner.F(circuit_without) - runner.F(model_without)
+            key = RowKey(draw.seed, None, _klabel(K, fam))
+            above[key] = (diff, den, units)
+            below[key] = (-diff, den, units)
+    norm = fam.norm
     members = [
-        ratio_claim(f"F(C\\K) - F(M\\K) < {gap:g} F(M) for every K",
-                    f"(F(C\\K) - F(M\\K))/F(M) of {mname}", above, threshold=gap,
+        ratio_claim(f"F(C\\K) - F(M\\K) < {gap:g} {norm} for every K",
+                    f"(F(C\\K) - F(M\\K))/{norm} of {mname}", above, threshold=gap,
                     alternative="less", options=options, quorum=False),
-        ratio_claim(f"F(M\\K) - F(C\\K) < {gap:g} F(M) for every K",
-                    f"(F(M\\K) - F(C\\K))/F(M) of {mname}", below, threshold=gap,
+        ratio_claim(f"F(M\\K) - F(C\\K) < {gap:g} {norm} for every K",
+                    f"(F(M\\K) - F(C\\K))/{norm} of {mname}", below, threshold=gap,
                     alternative="less", options=options, quorum=False),
     ]
     return all_of(
         members,
-        claim=f"circuit {_label(comps)} is complete (every K: |F(C\\K) - F(M\\K)| < {gap:g} F(M))",
+        claim=f"circuit {fam.circuit_label()} is complete (every K: |F(C\\K) - F(M\\K)| < "
+              f"{gap:g} {norm}{fam.note})",
         alpha=options.alpha,
-        settings={**_settings(comps, ablation, reference, draws[0].metric, draws[0], runner),
-                  "n_subsets": n_subsets,
-                  "statistic": "|F(C\\K) - F(M\\K)| / F(M) as two one-sided member claims"},
-        model_info=handle.describe(), details={"subsets": subsets_per_seed},
+        settings={**fam.settings(runs[0][0], runs[0][1]), "n_subsets": n_subsets,
+                  "statistic": f"|F(C\\K) - F(M\\K)| / {norm} as two one-sided member claims"},
+        model_info=fam.handle.describe(),
+        details={"subsets": subsets_per_seed, **fam.details(runs)}, figures=fam.figures(),
     )
 
 
@@ -298,6 +448,16 @@ def _halves(units: Sequence[Hashable]) -> tuple[np.ndarray, np.ndarray, int]:
     return np.flatnonzero(index % 2 == 0), np.flatnonzero(index % 2 == 1), len(first) // 2
 
 
+def _tested_members(members: Sequence[T], cap: int | None, seed: int) -> list[T]:
+    """Every member, or a uniform sample of ``cap`` of them (torch generator seeded with
+    ``seed``), kept in circuit order."""
+    if cap is None or len(members) <= cap:
+        return list(members)
+    gen = torch.Generator().manual_seed(int(seed))
+    chosen = sorted(torch.randperm(len(members), generator=gen)[:cap].tolist())
+    return [members[i] for i in chosen]
+
+
 def check_circuit_minimality(
     model: Any,
     prompts: Any,
@@ -306,9 +466,10 @@ def check_circuit_minimality(
     *,
     min_effect: float = 0.01,
     n_subsets: int = 6,
-    ablation: Literal["mean", "zero", "resample"] = "mean",
+    ablation: Ablation | None = None,
     reference: Any = None,
     nodes: str = "auto",
+    max_members: int | None = None,
     seeds: Sequence[int] | int = (0,),
     prompt_kwargs: Mapping[str, Any] | None = None,
     alpha: float = 0.05,
@@ -317,17 +478,23 @@ def check_circuit_minimality(
 ) -> Evidence:
     """Claim: every circuit component matters: for each v some K ⊆ C\\{v} gives
     ``|F(C\\(K∪{v})) - F(C\\K)| / F(M) >= min_effect`` (module docstring for the K search).
-    The test half of the prompts needs ``min_prompts`` distinct prompts, so give twice that."""
+    The test half of the prompts needs ``min_prompts`` distinct prompts, so give twice that.
+
+    For an edge circuit the members are its edges and the effect is relative to ``F(M) -
+    F(ablated)``. ``max_members``: test at most this many members, a uniform sample seeded
+    with the first seed (default: every node of a node circuit; at most
+    :data:`mi_assert.edges.node_claims.MAX_TESTED_EDGES` edges of an edge circuit); the
+    settings say which were tested."""
     options = claim_options(seeds=seeds, alpha=alpha, n_resamples=n_resamples,
                             min_prompts=min_prompts)
     effect = _check_positive(min_effect, "min_effect", strict=False)
     n_subsets = check_count(n_subsets, "n_subsets", minimum=0)
-    handle = resolve_model(model)
-    comps = parse_components(handle, circuit)
-    draws = prompt_draws(handle, None, None, prompts, metric, options.seeds,
-                         need_corrupted=False, prompt_kwargs=prompt_kwargs)
-    for draw in draws:
-        n_test = _halves(prompt_ids(draw.prompts, pairs=False))[2]
+    cap = None if max_members is None else check_count(max_members, "max_members", minimum=1)
+    fam = _claims(model, prompts, circuit, metric, options, prompt_kwargs, ablation=ablation,
+                  reference=reference, nodes=nodes, check_prompts=False)
+    comps = fam.members
+    for draw in fam.draws:
+        n_test = _halves(fam.units(draw))[2]
         if n_test < options.min_prompts:
             raise MiAssertInputError(
                 f"seed {draw.seed}: minimality chooses K on half the prompts and tests it on the "
@@ -335,53 +502,68 @@ def check_circuit_minimality(
                 f"{len(draw.prompts)} given) but needs at least min_prompts="
                 f"{options.min_prompts}: give at least {2 * options.min_prompts} distinct "
                 "prompts (or lower min_prompts)")
-    mname = metric_name(draws[0].metric)
-    rows: dict[Component, dict[RowKey, RatioRow]] = {v: {} for v in comps}
+    cap = fam.default_max_members if cap is None else cap
+    tested = _tested_members(comps, cap, options.seeds[0])
+    mname = metric_name(fam.draws[0].metric)
+    rows: dict[Any, dict[RowKey, RatioRow]] = {v: {} for v in tested}
     chosen: dict[str, str] = {}
-    runner = None
-    for draw, runner, full in _runners(handle, draws, comps, nodes, ablation, reference,
-                                       "minimality"):
-        units = prompt_ids(draw.prompts, pairs=False)
+    runs = list(fam.runs("minimality"))
+    for draw, runner, full, base, units in runs:
         select, test, _ = _halves(units)
         test_units = [units[i] for i in test]
         gen = torch.Generator().manual_seed(int(draw.seed))
-        for v in comps:
-            others = [c for c in comps if c != v]
-            best: tuple[float, frozenset[Component], np.ndarray] | None = None
-            for K in _subsets(others, n_subsets, gen, always=(frozenset(),)):
+        den = full - base
+        plan = [(v, _subsets([c for c in comps if c != v], n_subsets, gen, always=(frozenset(),)))
+                for v in tested]
+        runner.prefetch([s for v, Ks in plan for K in Ks
+                         for s in ([c for c in comps if c not in K],
+                                   [c for c in comps if c not in K and c != v])])
+        for v, Ks in plan:
+            best: tuple[float, frozenset[Any], np.ndarray] | None = None
+            for K in Ks:
                 without_k = [c for c in comps if c not in K]
                 diff = runner.F(without_k) - runner.F([c for c in without_k if c != v])
-                score = abs(float(np.mean(diff[select])) / float(np.mean(full[select])))
+                score = abs(float(np.mean(diff[select])) / float(np.mean(den[select])))
                 if best is None or score > best[0]:
                     best = (score, K, diff)
             assert best is not None
             _, K, diff = best
-            sign = 1.0 if float(np.mean(diff[select])) * float(np.mean(full[select])) >= 0 else -1.0
-            chosen[f"seed {draw.seed} {v.label}"] = _klabel(K)[2:]
-            rows[v][RowKey(draw.seed, None, f"{v.label}, {_klabel(K)}")] = (
-                sign * diff[test], full[test], test_units)
-    assert runner is not None
+            sign = 1.0 if float(np.mean(diff[select])) * float(np.mean(den[select])) >= 0 else -1.0
+            chosen[f"seed {draw.seed} {fam.label(v)}"] = _klabel(K, fam)[2:]
+            rows[v][RowKey(draw.seed, None, f"{fam.label(v)}, {_klabel(K, fam)}")] = (
+                sign * diff[test], den[test], test_units)
+    norm = fam.norm
     members = [
-        ratio_claim(f"{v.label} matters (|F(C\\(K+v)) - F(C\\K)|/F(M) > {effect:g} for the chosen K)",
-                    f"marginal effect of {v.label} on {mname}", rows[v], threshold=effect,
+        ratio_claim(f"{fam.label(v)} matters (|F(C\\(K+v)) - F(C\\K)|/{norm} > {effect:g} for "
+                    "the chosen K)",
+                    f"marginal effect of {fam.label(v)} on {mname}", rows[v], threshold=effect,
                     alternative="greater", options=options, quorum=False)
-        for v in comps
+        for v in tested
     ]
+    settings = {**fam.settings(runs[0][0], runs[0][1]), "n_subsets": n_subsets,
+                "statistic": f"|F(C\\(K+v)) - F(C\\K)| / {norm}; K chosen on one half of the "
+                             "distinct prompts, tested on the other"}
+    details: dict[str, Any] = {"chosen K": chosen, **fam.details(runs)}
+    if cap is not None:
+        settings["tested"] = (
+            f"{len(tested)} of {len(comps)} circuit {fam.member_word}s (max_members={cap}"
+            + (f"; a uniform sample, torch generator seeded with seed {options.seeds[0]})"
+               if len(tested) < len(comps) else ")"))
+        if len(tested) < len(comps):
+            details["untested"] = [fam.label(c) for c in comps if c not in set(tested)]
     return all_of(
         members,
-        claim=f"circuit {_label(comps)} is minimal (each component > {effect:g} of F(M))",
-        alpha=options.alpha,
-        settings={**_settings(comps, ablation, reference, draws[0].metric, draws[0], runner),
-                  "n_subsets": n_subsets,
-                  "statistic": "|F(C\\(K+v)) - F(C\\K)| / F(M); K chosen on one half of the "
-                               "distinct prompts, tested on the other"},
-        model_info=handle.describe(), details={"chosen K": chosen}, hint=_MINIMALITY_HINT,
+        claim=f"circuit {fam.circuit_label()} is minimal (each {fam.member_word} > {effect:g} of "
+              f"{norm}{fam.note})",
+        alpha=options.alpha, settings=settings, model_info=fam.handle.describe(),
+        details=details, figures=fam.figures(), hint=fam.hint,
     )
 
 
 assert_circuit_minimality = asserting(check_circuit_minimality)
 
 
-__all__ = ["CircuitRunner", "assert_circuit_completeness", "assert_circuit_faithfulness",
-           "assert_circuit_minimality", "check_circuit_completeness",
-           "check_circuit_faithfulness", "check_circuit_minimality"]
+__all__ = ["CircuitClaims", "CircuitRunner", "assert_circuit_completeness",
+           "assert_circuit_faithfulness", "assert_circuit_minimality",
+           "check_circuit_completeness", "check_circuit_faithfulness",
+           "check_circuit_minimality"]
