@@ -2,7 +2,8 @@
 
 ``report.json`` keeps every figure's full data. The HTML page carries a reduced copy that is
 enough to draw and to hover: numbers rounded to 4 significant digits, histograms binned here
-(counts per bin, not every sample), at most :data:`MAX_PATTERN_EXAMPLES` attention examples.
+(counts per bin, not every sample), at most :data:`MAX_PATTERN_EXAMPLES` attention examples,
+feature dashboards capped (:func:`feature_dashboard`: contexts, window widths, table rows).
 That is what keeps the main job's page small while every picture stays interactive.
 """
 
@@ -18,6 +19,14 @@ MAX_PATTERN_EXAMPLES = 4
 MAX_PATTERN_TOKENS = 96
 MAX_BINS = 30
 SIGNIFICANT = 4
+#: feature dashboards in the page: top contexts, quantile bands and examples per band, tokens
+#: per context window, rows per logit table, characters per token string
+MAX_DASHBOARD_CONTEXTS = 20
+MAX_DASHBOARD_GROUPS = 5
+MAX_GROUP_CONTEXTS = 3
+MAX_WINDOW_TOKENS = 32
+MAX_LOGIT_ROWS = 12
+MAX_TOKEN_CHARS = 32
 
 
 def rounded(value: Any) -> Any:
@@ -86,6 +95,77 @@ def _pattern(spec: Mapping[str, Any]) -> dict[str, Any]:
             "labels": [str(label) for label in labels][:len(examples)]}
 
 
+def _token(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= MAX_TOKEN_CHARS else text[:MAX_TOKEN_CHARS - 1] + "…"
+
+
+def _act(value: Any) -> Any:
+    """An activation for the page: None stays (not counted), zero as 0, else 4 digits."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return 0 if value == 0 else rounded(float(value))
+
+
+def _context(ctx: Mapping[str, Any]) -> dict[str, Any]:
+    tokens = list(ctx.get("tokens") or [])
+    acts = list(ctx.get("acts") or [])
+    focus = int(ctx.get("focus") or 0)
+    n = min(len(tokens), len(acts))
+    lo = max(0, min(focus - MAX_WINDOW_TOKENS // 2, n - MAX_WINDOW_TOKENS))  # keep the focus inside
+    hi = min(n, lo + MAX_WINDOW_TOKENS)
+    return {"t": [_token(t) for t in tokens[lo:hi]], "a": [_act(a) for a in acts[lo:hi]],
+            "f": focus - lo, "v": _act(ctx.get("activation")), "p": ctx.get("prompt"),
+            "i": ctx.get("position")}
+
+
+def _hist_bins(edges: list[float], counts: list[int]) -> tuple[list[float], list[int]]:
+    """At most :data:`MAX_BINS` bins: adjacent bins merged."""
+    step = max(1, math.ceil(len(counts) / MAX_BINS))
+    if step == 1:
+        return edges, counts
+    merged = [sum(counts[i:i + step]) for i in range(0, len(counts), step)]
+    return [edges[i] for i in range(0, len(counts), step)] + [edges[-1]], merged
+
+
+def feature_dashboard(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``feature_dashboard`` spec (:meth:`mi_assert.sae.dashboard.FeatureDashboard.figure`)
+    as the page draws it: contexts as ``{t: tokens, a: activations, f: focus index, v: the
+    focus's activation, p: prompt, i: position}``, the histogram as a ``hist`` figure, the
+    logit tables as ``[token, value]`` rows; values rounded, sizes capped."""
+    data = spec["data"]
+    if not isinstance(data, Mapping):
+        raise ValueError("feature_dashboard data must be a mapping")
+    hist = data.get("histogram") or {}
+    edges = [float(e) for e in hist.get("edges") or []]
+    counts = [int(c) for c in hist.get("counts") or []]
+    if len(edges) != len(counts) + 1 or not counts:
+        raise ValueError("feature_dashboard histogram needs edges (n_bins + 1) and counts")
+    edges, counts = _hist_bins(edges, counts)
+    groups = []
+    for group in list(data.get("quantile_groups") or [])[:MAX_DASHBOARD_GROUPS]:
+        groups.append({"label": str(group.get("label") or ""), "low": rounded(group.get("low")),
+                       "high": rounded(group.get("high")),
+                       "contexts": [_context(c) for c in list(group.get("contexts") or [])[:MAX_GROUP_CONTEXTS]]})
+
+    def table(rows: Any) -> list[list[Any]]:
+        return [[_token(r[0]), rounded(float(r[1]))] for r in list(rows or [])[:MAX_LOGIT_ROWS]]
+
+    return {"kind": "feature_dashboard", "feature": data.get("feature"), "hook": str(data.get("hook")),
+            "n_prompts": data.get("n_prompts"), "n_tokens": data.get("n_tokens"),
+            "n_firing": data.get("n_firing"), "density": rounded(data.get("density")),
+            "max": rounded(data.get("max_activation")),
+            "sources": {str(k): v for k, v in (data.get("sources") or {}).items()},
+            "token_ids": bool(data.get("token_ids")),
+            "contexts": [_context(c) for c in list(data.get("contexts") or [])[:MAX_DASHBOARD_CONTEXTS]],
+            "groups": groups,
+            "hist": {"kind": "hist", "edges": rounded(edges), "counts": [counts], "labels": [""],
+                     "n": [sum(counts)], "threshold": None,
+                     "xlabel": f"latent {data.get('feature')} activation (firing tokens)"},
+            "boosted": table(data.get("boosted")), "suppressed": table(data.get("suppressed")),
+            "logit_path": str(data.get("logit_path") or ""), "logit_note": str(data.get("logit_note") or "")}
+
+
 def _depth(value: Any) -> int:
     depth = 0
     while isinstance(value, list) and value:
@@ -107,6 +187,11 @@ def browser_figure(spec: Mapping[str, Any]) -> dict[str, Any]:
             return {**_pattern(spec), **common}
         except ValueError as exc:
             return {"kind": "error", "error": str(exc), **common}
+    if kind == "feature_dashboard":
+        try:
+            return {**feature_dashboard(spec), **common}
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            return {"kind": "error", "error": f"feature dashboard: {exc}", **common}
     if kind == "heatmap":
         depth = _depth(spec["data"])
         if depth not in (1, 2):

@@ -24,7 +24,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-KINDS = ("heatmap", "pattern", "hist", "line", "circuit")
+KINDS = ("heatmap", "pattern", "hist", "line", "circuit", "feature_dashboard")
 #: figures with more values than this keep only their shape (the JSON stays small)
 MAX_VALUES = 250_000
 

@@ -8,7 +8,9 @@ baseline diff, trajectories over checkpoints, what the run cost, and one card pe
 
 Pictures are drawn in the browser from compact JSON embedded in the page
 (:mod:`mi_assert.report.figure_data`): attention patterns you hover token by token, heatmaps,
-histograms, per-seed intervals and trajectories with hover values. Circuits are inline SVG.
+histograms, per-seed intervals and trajectories with hover values, and SAE feature dashboards
+(top-activating contexts shaded token by token, activation histogram, boosted / suppressed
+tokens). Circuits are inline SVG.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from torch import Tensor
 from mi_assert.causal.metrics import bind_metric
 from mi_assert.errors import MiAssertInputError, check_finite
 from mi_assert.loading import resolve_model
+from mi_assert.sae import dashboard as D
 from mi_assert.sae import metrics as M
 from mi_assert.sae import resample as R
 from mi_assert.stats.bootstrap import Alternative
@@ -73,18 +74,6 @@ def _options(seeds: Any, seed: Any, alpha: Any, n_resamples: Any, min_prompts: A
         seeds = seed
     return claim_options(seeds=(0,) if seeds is None else seeds, alpha=alpha,
                          n_resamples=n_resamples, min_prompts=min_prompts)
-
-
-def _check_hook(handle: Any, sae: Any, hook: str | None) -> str:
-    name = M.sae_hook(sae, hook)
-    try:
-        return handle.parse_hook(name).name
-    except MiAssertInputError as exc:
-        origin = "given" if hook is not None else "from sae.cfg.metadata.hook_name"
-        raise type(exc)(
-            f"hook {name!r} ({origin}) is not a hook of model {handle.spec!r}: {exc}. Pass "
-            "hook=... with a canonical TransformerLens name such as 'blocks.0.hook_resid_post'"
-        ) from exc
 
 
 def _sae_check(sae: Any, what: str) -> None:
@@ -240,7 +229,7 @@ def measure_sae_reconstruction(
         if tokens is None:
             raise MiAssertInputError("tokens are required with a model: a [batch, pos] tensor of ids")
         handle = resolve_model(model)
-        hook_name = _check_hook(handle, sae, hook)
+        hook_name = M.check_hook(handle, sae, hook)
     with_ce = handle is not None if with_ce is None else bool(with_ce)
     if with_ce and handle is None:
         raise MiAssertInputError(
@@ -588,9 +577,14 @@ assert_feature_recovery = asserting(check_feature_recovery)
 def feature_scores(handle: Any, sae: Any, tokens: Tensor, feature: int, hook: str,
                    position: int | None, exclude_bos: bool = True) -> np.ndarray:
     """Per-prompt activation of latent ``feature``: max over positions, or at ``position``."""
-    acts = M.hook_activations(handle, tokens, hook)
-    feats, _ = M.sae_forward(sae, acts, f"activation at {hook!r}")
-    f = feats[..., feature].detach().float().cpu()  # [batch, pos]
+    f = D.feature_activations(handle, sae, tokens, feature, hook)  # [batch, pos]
+    return scores_from_activations(handle, tokens, f, position, exclude_bos)
+
+
+def scores_from_activations(handle: Any, tokens: Tensor, f: Tensor, position: int | None,
+                            exclude_bos: bool = True) -> np.ndarray:
+    """:func:`feature_scores` from the latent's activations ``f`` ``[batch, pos]`` already
+    measured on ``tokens``."""
     if position is not None:
         if not -f.shape[1] <= position < f.shape[1]:
             raise MiAssertInputError(f"position {position} out of range for prompts of {f.shape[1]} tokens")
@@ -602,11 +596,19 @@ def feature_scores(handle: Any, sae: Any, tokens: Tensor, feature: int, hook: st
     return torch.where(torch.isfinite(out), out, torch.zeros_like(out)).numpy()
 
 
-def _check_feature(sae: Any, feature: int) -> int:
-    d_sae = int(sae.cfg.d_sae)
-    if isinstance(feature, bool) or not isinstance(feature, (int, np.integer)) or not 0 <= feature < d_sae:
-        raise MiAssertInputError(f"feature {feature!r} is out of range: the SAE has {d_sae} latents (0..{d_sae - 1})")
-    return int(feature)
+def _dashboard_figure(handle: Any, sae: Any, feature: int, hook: str,
+                      measured: Sequence[tuple[str, Tensor, Tensor]], extra: Any) -> dict[str, Any]:
+    """The ``feature_dashboard`` figure from activations a claim measured (``(source, tokens,
+    activations)``) and ``extra`` dashboard-only prompts (one more forward pass when given)."""
+    batches = [(toks, acts) for _, toks, acts in measured]
+    sources: dict[str, int] = {}
+    for name, toks, _ in measured:
+        sources[name] = sources.get(name, 0) + int(toks.shape[0])
+    if extra is not None:
+        extra_toks = handle.to_tokens(extra)
+        batches.append((extra_toks, D.feature_activations(handle, sae, extra_toks, feature, hook)))
+        sources["dashboard_prompts"] = int(extra_toks.shape[0])
+    return D.build_dashboard(handle, sae, feature, hook, batches, sources=sources).figure()
 
 
 def check_feature_fires(
@@ -624,6 +626,7 @@ def check_feature_fires(
     seed: int | None = None,
     n_resamples: int = 2000,
     min_prompts: int = DEFAULT_MIN_UNITS,
+    dashboard_prompts: TokensLike | None = None,
 ) -> Evidence:
     """Claim: latent ``feature`` separates prompts with a concept (``positive``) from controls.
 
@@ -633,14 +636,21 @@ def check_feature_fires(
     ``min_auroc`` (in ``[0, 1)``). Options: ``position``, ``alpha``, ``seeds`` (alias ``seed``),
     ``n_resamples``, ``min_prompts`` (distinct positive prompts, and as many distinct negative
     ones: each set is resampled apart; copies of a prompt count once).
+
+    The evidence carries the latent's feature dashboard (figure ``"dashboard"``, kind
+    ``"feature_dashboard"``: top-activating contexts, activation histogram and firing density,
+    direct logit effect; :mod:`mi_assert.sae.dashboard`) over the positive and negative
+    prompts, from the activations the claim already measured. ``dashboard_prompts`` (tokens or
+    text, as the prompts) adds more prompts to the dashboard only (one more forward pass); they
+    never enter the verdict or its numbers.
     """
     opts = _options(seeds, seed, alpha, n_resamples, min_prompts)
     M.check_is_sae(sae)
-    feature = _check_feature(sae, feature)
+    feature = M.check_feature(sae, feature)
     metric = "AUROC (positive vs negative prompts)"
     threshold = check_threshold(_criterion("min_auroc", min_auroc), "greater", AUROC_RANGE, metric)
     handle = resolve_model(model)
-    hook_name = _check_hook(handle, sae, hook)
+    hook_name = M.check_hook(handle, sae, hook)
     pos_tokens = handle.to_tokens(positive)
     neg_tokens = handle.to_tokens(negative)
     n_pos, n_neg = len(set(prompt_ids(pos_tokens))), len(set(prompt_ids(neg_tokens)))
@@ -650,8 +660,13 @@ def check_feature_fires(
             f"distinct negative prompts (positives and negatives are resampled apart); got "
             f"{n_pos} distinct of {pos_tokens.shape[0]} positive and {n_neg} distinct of "
             f"{neg_tokens.shape[0]} negative prompts")
-    pos = feature_scores(handle, sae, pos_tokens, feature, hook_name, position)
-    neg = feature_scores(handle, sae, neg_tokens, feature, hook_name, position)
+    pos_acts = D.feature_activations(handle, sae, pos_tokens, feature, hook_name)
+    neg_acts = D.feature_activations(handle, sae, neg_tokens, feature, hook_name)
+    pos = scores_from_activations(handle, pos_tokens, pos_acts, position)
+    neg = scores_from_activations(handle, neg_tokens, neg_acts, position)
+    dashboard = _dashboard_figure(handle, sae, feature, hook_name,
+                                  [("positive", pos_tokens, pos_acts),
+                                   ("negative", neg_tokens, neg_acts)], dashboard_prompts)
     stat = AUROC(pos, neg, positive_units=prompt_ids(pos_tokens),
                  negative_units=prompt_ids(neg_tokens))
     spec = ClaimSpec(
@@ -670,7 +685,8 @@ def check_feature_fires(
                  "mean_activation_negative": round(float(neg.mean()), 6)},
         figures={"activations": {"kind": "hist", "data": [pos, neg], "labels": ["positive", "negative"],
                                  "xlabel": f"latent {feature} activation", "ylabel": "prompts",
-                                 "title": f"latent {feature}: positive vs negative prompts"}},
+                                 "title": f"latent {feature}: positive vs negative prompts"},
+                 "dashboard": dashboard},
         hist_figure=False)
     return spec.evaluate(opts.alpha)
 
@@ -695,6 +711,7 @@ def check_feature_steering(
     seed: int | None = None,
     n_resamples: int = 2000,
     min_prompts: int = DEFAULT_MIN_UNITS,
+    dashboard_prompts: TokensLike | None = None,
 ) -> Evidence:
     """Claim: adding ``scale`` × latent ``feature``'s decoder row at the hook raises ``metric``.
 
@@ -705,17 +722,23 @@ def check_feature_steering(
     metric falls, negate the metric. Options: ``hook``, ``positions`` (where the row is added;
     default every position), ``alpha``, ``seeds`` (alias ``seed``), ``n_resamples``,
     ``min_prompts``.
+
+    The evidence carries the latent's feature dashboard (figure ``"dashboard"``, kind
+    ``"feature_dashboard"``; :mod:`mi_assert.sae.dashboard`) over the prompts, from the
+    activations at the hook captured in the clean run (no extra pass). ``dashboard_prompts``
+    (tokens or text) adds more prompts to the dashboard only (one more forward pass); they never
+    enter the verdict or its numbers.
     """
     opts = _options(seeds, seed, alpha, n_resamples, min_prompts)
     _sae_check(sae, "steering")
-    feature = _check_feature(sae, feature)
+    feature = M.check_feature(sae, feature)
     scale = _criterion("scale", scale)
     threshold = _criterion("min_effect", min_effect)
     if not callable(metric):
         raise MiAssertInputError("metric must be a callable logits [batch, pos, d_vocab] -> [batch]")
     handle = resolve_model(model)
     metric = bind_metric(metric, handle)
-    hook_name = _check_hook(handle, sae, hook)
+    hook_name = M.check_hook(handle, sae, hook)
     toks = handle.to_tokens(prompts)
     direction = sae.W_dec[feature].detach()
 
@@ -732,7 +755,12 @@ def check_feature_steering(
             out[:, pos] = out[:, pos] + add
         return out.reshape(act.shape) if reshaped else out
 
-    clean_logits = handle.forward(toks)
+    clean_logits, cache = handle.run_with_cache(toks, [hook_name])  # the clean run, and the
+    # activations at the hook for the dashboard
+    clean_feats, _ = M.sae_forward(sae, cache[hook_name], f"activation at {hook_name!r}")
+    dashboard = _dashboard_figure(handle, sae, feature, hook_name,
+                                  [("prompts", toks, clean_feats[..., feature].float().cpu())],
+                                  dashboard_prompts)
     steered_logits, _ = handle.run_with_edits(toks, {hook_name: steer})
     clean = _metric_values(metric, clean_logits, toks.shape[0])
     steered = _metric_values(metric, steered_logits, toks.shape[0])
@@ -749,7 +777,8 @@ def check_feature_steering(
                   "seeds": list(opts.seeds), "n_resamples": opts.n_resamples},
         model_info=handle.describe(),
         details={"metric_clean": round(float(clean.mean()), 6),
-                 "metric_steered": round(float(steered.mean()), 6)})
+                 "metric_steered": round(float(steered.mean()), 6)},
+        figures={"dashboard": dashboard})
     return spec.evaluate(opts.alpha)
 
 

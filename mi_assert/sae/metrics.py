@@ -414,3 +414,25 @@ def measure_on_model(handle: Any, sae: Any, tokens: Tensor, hook: str, *, with_c
     token_ce = spliced_token_ce(handle, tokens, hook, edit)
     stats = reconstruction_samples(stash["acts"], stash["feats"], stash["recon"], mask)
     return stats, ce_per_prompt(token_ce, tokens, mask, ce_positions)
+
+
+def check_hook(handle: Any, sae: Any, hook: str | None) -> str:
+    """The canonical name of the SAE's hook on ``handle`` (``hook`` or the SAE's own), or a
+    clear error when the model has no such hook."""
+    name = sae_hook(sae, hook)
+    try:
+        return handle.parse_hook(name).name
+    except MiAssertInputError as exc:
+        origin = "given" if hook is not None else "from sae.cfg.metadata.hook_name"
+        raise type(exc)(
+            f"hook {name!r} ({origin}) is not a hook of model {handle.spec!r}: {exc}. Pass "
+            "hook=... with a canonical TransformerLens name such as 'blocks.0.hook_resid_post'"
+        ) from exc
+
+
+def check_feature(sae: Any, feature: int) -> int:
+    """``feature`` as an int index into the SAE's latents, or a clear error."""
+    d_sae = int(sae.cfg.d_sae)
+    if isinstance(feature, bool) or not isinstance(feature, (int, np.integer)) or not 0 <= feature < d_sae:
+        raise MiAssertInputError(f"feature {feature!r} is out of range: the SAE has {d_sae} latents (0..{d_sae - 1})")
+    return int(feature)

@@ -2,7 +2,8 @@
 
 Skipped, naming what is missing, without the ``playwright`` package or a chromium binary
 (``MI_CHROMIUM`` or ``chromium`` / ``chromium-browser`` on PATH). By default the page under
-test is a small report with every section (:mod:`tests.report.browser_report`); with
+test is a small report with every section (:mod:`tests.report.browser_report`, plus an SAE
+feature-firing claim carrying a feature dashboard: :func:`dashboard_document`); with
 ``MI_BROWSER_REPORT=reports/latest/report.html`` the same checks run on the main job's report
 (``.ci/run`` does that after the main job).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +20,60 @@ from typing import Any
 
 import pytest
 
-from mi_assert.report.json_report import write_report
+from mi_assert.report.compare import compare
+from mi_assert.report.json_report import build_report, write_report
 from mi_assert.report.layout import anchor_id
-from tests.report.browser_report import document
+from tests.report.browser_report import _ev, _record, records
+
+DASH_TEXT = ("The cat sat on the mat . The dog ran to the park . A cat and a dog met on the "
+             "road . The old cat slept in the sun while the dog barked .").split(" ")
+
+
+def dashboard_spec() -> dict[str, Any]:
+    """A feature dashboard on made-up text (a 'cat' latent), built by the library's own code
+    (:func:`mi_assert.sae.dashboard.dashboard_from_activations`) from planted activations."""
+    import torch
+
+    from mi_assert.sae.dashboard import LOGIT_PATH, dashboard_from_activations
+
+    words = [" " + w for w in DASH_TEXT]
+    vocab = {w: i for i, w in enumerate(dict.fromkeys(["<bos>"] + words))}
+    names = {i: w for w, i in vocab.items()}
+    row = torch.tensor([vocab[w] for w in words])
+    bos = torch.tensor([vocab["<bos>"]])
+    toks = torch.stack([torch.cat([bos, row.roll(-shift)]) for shift in (0, 5, 11)])
+    gen = torch.Generator().manual_seed(0)
+    acts = torch.zeros(toks.shape)
+    for b in range(toks.shape[0]):
+        for t in range(1, toks.shape[1]):
+            word = names[int(toks[b, t])].strip()
+            if word == "cat":
+                acts[b, t] = 2.0 + float(torch.rand(1, generator=gen))
+            elif word in ("dog", "sat", "slept"):
+                acts[b, t] = 0.2 + 0.8 * float(torch.rand(1, generator=gen))
+    mask = toks != vocab["<bos>"]
+    logits = ([(vocab[" cat"], 1.25), (vocab[" mat"], 0.5)], [(vocab[" dog"], -0.75)],
+              LOGIT_PATH, "")
+    dash = dashboard_from_activations(
+        [(toks, acts, mask)], 7, "blocks.0.hook_resid_post", logits=logits, k=6,
+        token_text=lambda ids: ([names[int(i)] for i in ids], False),
+        sources={"positive": 2, "negative": 1})
+    return dash.figure()
+
+
+def dashboard_record() -> dict[str, Any]:
+    ev = _ev("SAE latent 7 at blocks.0.hook_resid_post fires on the positive prompts", 0.97, 0.93,
+             0.99, 0.9, metric="AUROC (positive vs negative prompts)", family="sae")
+    return _record(ev, "suites/sae.py::test_cat_latent", figures={"dashboard": dashboard_spec()})
+
+
+def dashboard_document() -> dict[str, Any]:
+    """:func:`tests.report.browser_report.document` with the dashboard claim added."""
+    run = records() + [dashboard_record()]
+    baseline = records((0.2, 0.6, 0.99))
+    meta = {"mi_assert": "test", "missing_weights": [
+        {"nodeid": "suites/gpt2.py::test_gpt2_induction", "model": "gpt2", "outcome": "skipped"}]}
+    return build_report(run, meta, compare(baseline, run, {}, "main"))
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package")
 
@@ -46,7 +99,7 @@ def report_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert path.exists() and (path.parent / "report.json").exists(), path
         return path
     folder = tmp_path_factory.mktemp("report")
-    _, html_path = write_report(folder, document())
+    _, html_path = write_report(folder, dashboard_document())
     return html_path
 
 
@@ -188,3 +241,30 @@ def test_asking_for_expected_failures_unfolds_them(opened: Opened) -> None:
     assert folded.evaluate("d => d.open")
     first = folded.locator("tr.claim-row").first
     assert first.is_visible() and first.get_attribute("data-verdict") == "XFAIL"
+
+
+def test_feature_dashboard_draws_and_hover_shows_activation(opened: Opened) -> None:
+    fig = opened.page.locator(".fig[data-kind=feature_dashboard]").first
+    if fig.count() == 0:  # a report given by MI_BROWSER_REPORT may have no feature claim
+        pytest.skip("the report has no feature dashboard")
+    fig.scroll_into_view_if_needed()
+    fig.locator(".ctx").first.wait_for()
+    assert fig.locator(".fd-head").inner_text().count("firing density") == 1
+    contexts = fig.locator(".fd-top .ctx")
+    assert contexts.count() > 0
+    values = [float(contexts.nth(i).locator(".ctx-v").inner_text()) for i in range(contexts.count())]
+    assert values == sorted(values, reverse=True), "top contexts are not sorted by activation"
+    assert fig.locator(".fd-hist svg rect").count() > 0, "no histogram bars"
+    assert fig.locator("table.logits.pos tr").count() >= 2 and fig.locator("table.logits.neg tr").count() >= 2
+    focus = contexts.first.locator(".tok.focus")
+    assert focus.count() == 1 and "background" in (focus.get_attribute("style") or "")
+    focus.hover()
+    readout = fig.locator(":scope > .readout").inner_text()
+    act = float(focus.get_attribute("data-act") or "nan")
+    shown = re.search(r"activation (\S+)$", readout)
+    assert shown, readout
+    assert float(shown.group(1)) == pytest.approx(act, rel=1e-3, abs=1e-3)
+    assert float(contexts.first.locator(".ctx-v").inner_text()) == pytest.approx(act, rel=1e-3, abs=1e-3)
+    if not os.environ.get("MI_BROWSER_REPORT"):
+        assert "cat" in readout and fig.locator(".fd-group").count() > 0
+    assert opened.errors == []

@@ -260,12 +260,70 @@
     render();
   }
 
+  // SAE feature dashboard (SAE-Vis / Neuronpedia layout): top-activating contexts with every
+  // token shaded by the latent's activation (hover: its value), the activation histogram over
+  // firing tokens, and the direct logit effect as boosted (blue) / suppressed (red) token tables
+  function tokText(s) { return String(s).replace(/\n/g, "↵").replace(/\t/g, "⇥"); }
+  function featureDashboard(el, f) {
+    el.classList.add("fdash");
+    var top = finite(f.max) && f.max > 0 ? f.max : 1;
+    function shade(a) {
+      if (!finite(a) || a === 0) return "";
+      var t = Math.min(1, Math.abs(a) / top).toFixed(3);
+      return a > 0 ? "background:rgba(230,81,0," + t + ")" : "background:rgba(21,101,192," + t + ")";
+    }
+    function context(c) {
+      var toks = c.t.map(function (s, j) {
+        var a = c.a[j], label = f.token_ids ? "token " + s : JSON.stringify(String(s));
+        var pos = c.i - c.f + j;
+        var tipText = label + " (prompt " + c.p + ", position " + pos + "): " +
+          (a === null || a === undefined ? "BOS, not counted" : "activation " + fmt(a));
+        return '<span class="tok' + (j === c.f ? " focus" : "") + (a === null ? " bos" : "") +
+          '" data-act="' + (a === null ? "" : a) + '" style="' + shade(a) + '" data-tip="' + esc(tipText) +
+          '" title="' + esc(tipText) + '">' + esc(f.token_ids ? s : tokText(s)) + "</span>";
+      }).join(f.token_ids ? " " : "");
+      return '<div class="ctx"><span class="ctx-v">' + fmt(c.v) + '</span><span class="toks">' + toks + "</span></div>";
+    }
+    function table(rows, title, sign) {
+      var lim = 0;
+      rows.forEach(function (r) { lim = Math.max(lim, Math.abs(r[1])); });
+      return '<table class="logits ' + sign + '"><tr><th colspan="2">' + esc(title) + "</th></tr>" +
+        rows.map(function (r) {
+          var t = lim ? Math.min(1, Math.abs(r[1]) / lim) * 0.6 : 0;
+          return '<tr><td class="tokcell">' + esc(f.token_ids ? "token " + r[0] : JSON.stringify(String(r[0]))) +
+            '</td><td class="num" style="background:' + diverging(sign === "pos" ? -t : t) + '">' +
+            (r[1] > 0 ? "+" : "") + fmt(r[1]) + "</td></tr>";
+        }).join("") + "</table>";
+    }
+    var src = Object.keys(f.sources || {}).map(function (k) { return f.sources[k] + " " + k; }).join(", ");
+    var head = '<div class="fd-head">latent <b>' + esc(f.feature) + "</b> at " + esc(f.hook) +
+      " · firing density <b>" + (finite(f.density) ? (100 * f.density).toPrecision(3) + "%" : "–") +
+      "</b> (" + esc(f.n_firing) + " of " + esc(f.n_tokens) + " non-BOS tokens with activation &gt; 0)" +
+      " · max activation " + fmt(f.max) + " · " + esc(f.n_prompts) + " prompts" + (src ? " (" + esc(src) + ")" : "") + "</div>";
+    var logits = f.boosted.length || f.suppressed.length
+      ? '<div class="fd-tables">' + table(f.boosted, "top boosted tokens", "pos") +
+        table(f.suppressed, "top suppressed tokens", "neg") + "</div>"
+      : '<div class="meta">' + esc(f.logit_note || "no logit effect") + "</div>";
+    var left = '<div class="fd-col fd-left"><h4>Activation histogram (firing tokens)</h4>' +
+      '<div class="fd-hist">' + draw.hist(f.hist) + "</div>" +
+      '<h4>Direct logit effect</h4><div class="meta fd-path">' + esc(f.logit_path) + "</div>" + logits + "</div>";
+    var right = '<div class="fd-col fd-right"><h4>Top activations</h4>' +
+      (f.contexts.length ? '<div class="fd-top">' + f.contexts.map(context).join("") + "</div>"
+                         : '<div class="meta">the latent fires on no counted token of these prompts</div>') +
+      f.groups.map(function (g) {
+        return '<div class="fd-group"><h5>' + esc(g.label) + " (activation " + fmt(g.low) + "–" + fmt(g.high) + ")</h5>" +
+          g.contexts.map(context).join("") + "</div>";
+      }).join("") + "</div>";
+    el.innerHTML = head + '<div class="fd-cols">' + left + right + "</div>";
+  }
+
   function renderFigure(el) {
     var f = DATA.figs[el.dataset.fig];
     var body = el.querySelector(".body");
     try {
       if (!f) throw new Error("no data for figure " + el.dataset.fig);
       if (f.kind === "pattern") attention(body, f);
+      else if (f.kind === "feature_dashboard") featureDashboard(body, f);
       else body.innerHTML = (draw[f.kind] || draw.error)(f.kind in draw ? f : {error: "unknown kind " + f.kind});
     } catch (err) {
       body.innerHTML = '<div class="warn">cannot draw: ' + esc(err.message) + "</div>";
