@@ -168,16 +168,21 @@ def _measure_patching(handle: ModelHandle, comps: Sequence[Component], draws: Se
         assert corr_t is not None
         pos_list = check_positions(positions, clean_t.shape[1])  # type: ignore[arg-type]
         if id(draw.prompts) not in measured:
+            # the source run caches the patched hooks, the target run nothing; each run's
+            # logits become metric values at once, so one [batch, pos, d_vocab] is held at a time
+            source_t, target_t = (clean_t, corr_t) if direction == "denoise" else (corr_t, clean_t)
             with torch.no_grad():
-                clean_logits, clean_cache = handle.run_with_cache(clean_t, hooks)
-                corr_logits, corr_cache = handle.run_with_cache(corr_t, hooks)
-                if direction == "denoise":
-                    logits, _ = patched_logits(handle, corr_t, comps, clean_cache, pos_list)
-                else:
-                    logits, _ = patched_logits(handle, clean_t, comps, corr_cache, pos_list)
-            measured[id(draw.prompts)] = (_metric_values(handle, draw.metric, clean_logits),
-                                          _metric_values(handle, draw.metric, corr_logits),
-                                          _metric_values(handle, draw.metric, logits))
+                source_logits, source_cache = handle.run_with_cache(source_t, hooks)
+                m_source = _metric_values(handle, draw.metric, source_logits)
+                del source_logits
+                target_logits, _ = handle.run_with_cache(target_t, ())
+                m_target = _metric_values(handle, draw.metric, target_logits)
+                del target_logits
+                logits, _ = patched_logits(handle, target_t, comps, source_cache, pos_list)
+                m_patched = _metric_values(handle, draw.metric, logits)
+                del logits, source_cache
+            m_clean, m_corr = (m_source, m_target) if direction == "denoise" else (m_target, m_source)
+            measured[id(draw.prompts)] = (m_clean, m_corr, m_patched)
         m_clean, m_corr, m_patch = measured[id(draw.prompts)]
         runs.append(PatchingRun(draw.seed, m_clean, m_corr, m_patch,
                                 prompt_ids(draw.prompts, pairs=True)))
