@@ -267,8 +267,9 @@ def bos_mask(handle: Any, tokens: Tensor) -> Tensor:
 
 
 def hook_activations(handle: Any, tokens: Tensor, hook: str) -> Tensor:
-    """Activations at ``hook`` (NaN/inf raise a clear error)."""
-    _, cache = handle.run_with_cache(tokens, [hook])
+    """Activations at ``hook`` (NaN/inf raise a clear error), from a pass that stops once the
+    hook is computed (no later layers, no unembedding)."""
+    cache = handle.capture_activations(tokens, [hook], check_nan=False)
     act = cache[handle.parse_hook(hook).name]
     check_finite(f"activation {hook!r}", act)
     return act
