@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -9,7 +10,13 @@ from typing import Any, Literal
 from mi_assert.backends.base import eval_mode
 from mi_assert.causal.metrics import evaluate_metric, metric_name
 from mi_assert.causal.sweeps import _resolve_inputs
-from mi_assert.edges.eap import eap_edge_effects, eap_ig_edge_effects
+from mi_assert.edges.eap import (
+    attribution_run,
+    contract_fast,
+    eap_edge_effects,
+    eap_ig_edge_effects,
+    fast_path_supported,
+)
 from mi_assert.edges.exact import exact_edge_effects, rows_per_forward
 from mi_assert.edges.graph import Edge, EdgeGraph
 from mi_assert.edges.readout import MetricReadout
@@ -70,34 +77,50 @@ def edge_sweep(
     handle = resolve_model(model)
     tl_model = hooked_transformer(handle)
     clean_t, corrupted_t, metric_fn = _resolve_inputs(handle, clean, corrupted, metric)
-    graph = EdgeGraph.from_handle(handle)
+    graph = _graph(handle.n_layers, handle.n_heads, handle.has_mlp, handle.parallel_attn_mlp)
     selected = _selected_edges(graph, edges)
     batch, n_pos = corrupted_t.shape
     with eval_mode([tl_model]):
         clean_run = record_run(tl_model, graph, clean_t)
-        corrupted_run = record_run(tl_model, graph, corrupted_t)
-        deltas = clean_run.outputs - corrupted_run.outputs  # [n_senders, batch, pos, d_model]
-        check_finite("sender outputs", deltas)
         clean_pp = evaluate_metric(metric_fn, clean_run.logits, batch).cpu()
-        corrupted_pp = evaluate_metric(metric_fn, corrupted_run.logits, batch).cpu()
-        if method == "exact":
+        fast = method != "exact" and fast_path_supported(tl_model)
+        if fast:  # one corrupted forward + backward: corrupted outputs and the gradients
+            grad_run = attribution_run(tl_model, graph, selected, corrupted_t, metric_fn,
+                                       max(n_steps, 1), clean_run.outputs[0])
+            corrupted_logits, corrupted_outputs = grad_run.logits, grad_run.outputs
+        else:
+            corrupted_run = record_run(tl_model, graph, corrupted_t)
+            corrupted_logits, corrupted_outputs = corrupted_run.logits, corrupted_run.outputs
+        deltas = clean_run.outputs - corrupted_outputs  # [n_senders, batch, pos, d_model]
+        check_finite("sender outputs", deltas)
+        corrupted_pp = evaluate_metric(metric_fn, corrupted_logits, batch).cpu()
+        if fast:
+            per_prompt = contract_fast(graph, selected, deltas, grad_run.grads)
+        elif method == "exact":
             readout = MetricReadout(tl_model, metric_fn, batch)
             rows = rows_per_forward(tl_model, batch, n_pos, readout.full_logits, max_batch)
             per_prompt = exact_edge_effects(tl_model, graph, selected, deltas, corrupted_run,
                                             readout, rows)
-        elif method == "eap":
+        elif method == "eap":  # fallback: split inputs (see eap.fast_path_supported)
             with split_inputs(tl_model):
                 per_prompt = eap_edge_effects(tl_model, graph, selected, deltas, corrupted_t,
                                               metric_fn)
         else:
             with split_inputs(tl_model):
                 per_prompt = eap_ig_edge_effects(tl_model, graph, selected, deltas, corrupted_t,
-                                                 metric_fn, corrupted_run.outputs[0], n_steps)
+                                                 metric_fn, corrupted_outputs[0], n_steps)
     check_finite("edge scores", per_prompt)
     return EdgeScores(graph=graph, edges=tuple(selected), values=per_prompt.mean(dim=1),
                       per_prompt=per_prompt, clean_per_prompt=clean_pp,
                       corrupted_per_prompt=corrupted_pp, method=method,
                       metric=metric_name(metric_fn), seconds=time.perf_counter() - started)
+
+
+@functools.lru_cache(maxsize=16)
+def _graph(n_layers: int, n_heads: int, has_mlp: bool, parallel_attn_mlp: bool) -> EdgeGraph:
+    """:meth:`EdgeGraph.from_handle`'s graph, built once per shape (graphs are frozen; building
+    one lists every edge, which costs about a forward pass of a small model)."""
+    return EdgeGraph(n_layers, n_heads, has_mlp, parallel_attn_mlp)
 
 
 def _checked_steps(method: str, steps: Any) -> int:

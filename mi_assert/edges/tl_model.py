@@ -72,14 +72,16 @@ def _post_norm_architectures() -> frozenset[str]:
 
 
 @contextmanager
-def split_inputs(model: Any) -> Iterator[None]:
-    """Inside the block ``model`` calls ``hook_q/k/v_input`` and (with MLPs) ``hook_mlp_in``;
-    after it every config has its own values back, also when the block raises."""
+def split_inputs(model: Any, qkv: bool = True) -> Iterator[None]:
+    """Inside the block ``model`` calls ``hook_q/k/v_input`` (with ``qkv``; ``qkv=False`` only
+    switches on ``hook_mlp_in``, a copy of the MLP's input, and leaves attention unsplit) and
+    (with MLPs) ``hook_mlp_in``; after it every config has its own values back, also when the
+    block raises."""
     # blocks normally share the model's config object; set the flags on every config a
     # submodule holds so that a block with its own copy cannot skip the hooks
     configs = {id(m.cfg): m.cfg for m in model.modules() if getattr(m, "cfg", None) is not None}
     configs.setdefault(id(model.cfg), model.cfg)
-    flags = {"use_split_qkv_input": True}
+    flags = {"use_split_qkv_input": True} if qkv else {}
     if not getattr(model.cfg, "attn_only", False):
         flags["use_hook_mlp_in"] = True
     before = {(key, name): getattr(cfg, name) for key, cfg in configs.items() for name in flags}

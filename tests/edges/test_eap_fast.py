@@ -1,0 +1,140 @@
+"""The fast EAP / EAP-IG path (no split inputs; head-input gradients from the q/k/v gradients
+through W_Q/K/V and ln1's Jacobian) equals the split-input path and the autograd references."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+import torch
+
+import mi_assert
+import mi_assert.edges.eap as eap
+import mi_assert.edges.sweep as sweep
+from mi_assert.edges import edge_sweep
+from mi_assert.edges.eap import fast_path_supported
+from tests.edges.conftest import random_model
+from tests.edges.reference import autograd_eap
+from tests.edges.test_eap_ig import autograd_eap_ig
+
+#: fp32: 1e-5 absolute, or 2e-6 of the largest score (about 20 ulps there), as in test_eap.py
+TOLERANCE, RELATIVE = 1e-5, 2e-6
+
+VARIANTS = {
+    "ln_mlp": dict(attn_only=False),
+    "ln_attn_only": dict(attn_only=True),
+    "no_norm": dict(attn_only=False, normalization=None),
+    "rms_rotary": dict(attn_only=False, normalization="RMS", positions="rotary"),
+    "ln_pre": dict(attn_only=False, normalization="LNPre"),
+    "rms_pre": dict(attn_only=False, normalization="RMSPre"),
+    "parallel": dict(attn_only=False, parallel=True),
+    "alibi": dict(attn_only=False, positions="alibi"),
+}
+
+
+@pytest.fixture(scope="module")
+def models():
+    return {name: random_model(**kw) for name, kw in VARIANTS.items()}
+
+
+def _split_path(model, *args, **kwargs):
+    """The sweep with the fast path switched off: split inputs, as before."""
+    with mock.patch.object(sweep, "fast_path_supported", lambda _: False):
+        return edge_sweep(model, *args, **kwargs)
+
+
+def _err(ours, ref) -> float:
+    err = float((ours - ref).abs().max())
+    assert err <= max(TOLERANCE, RELATIVE * float(ref.abs().max())), err
+    return err
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_eap_equals_split_inputs_and_autograd(models, name, random_pairs):
+    model = models[name]
+    assert fast_path_supported(model)
+    clean, corrupted, metric = random_pairs
+    fast = edge_sweep(model, clean, corrupted, metric, method="eap")
+    split = _split_path(model, clean, corrupted, metric, method="eap")
+    ref = autograd_eap(model, clean, corrupted, metric, [e.name for e in fast.edges])
+    assert fast.edges == split.edges and fast.per_prompt.shape == ref.shape
+    assert float((fast.per_prompt - split.per_prompt).abs().max()) <= TOLERANCE
+    _err(fast.per_prompt, ref)
+    assert float(ref.abs().max()) > 1e-2
+    # the corrupted metric now comes from the gradient run: the same numbers
+    torch.testing.assert_close(fast.corrupted_per_prompt, split.corrupted_per_prompt,
+                               rtol=0, atol=1e-6)
+    torch.testing.assert_close(fast.clean_per_prompt, split.clean_per_prompt, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["ln_mlp", "ln_attn_only", "rms_rotary", "rms_pre",
+                                  "parallel"])
+def test_eap_ig_equals_split_inputs_and_autograd(models, name, random_pairs):
+    model = models[name]
+    clean, corrupted, metric = random_pairs
+    fast = edge_sweep(model, clean, corrupted, metric, method="eap_ig", steps=4)
+    split = _split_path(model, clean, corrupted, metric, method="eap_ig", steps=4)
+    assert float((fast.per_prompt - split.per_prompt).abs().max()) <= TOLERANCE
+    if name != "rms_rotary":  # the reference interpolates hook_pos_embed, which rotary lacks
+        ref = autograd_eap_ig(model, clean, corrupted, metric, [e.name for e in fast.edges], 4)
+        assert float((fast.per_prompt - ref).abs().max()) <= TOLERANCE
+    assert not fast.per_prompt.requires_grad
+
+
+def test_eap_ig_steps_in_chunks_equal_stacked(models, random_pairs):
+    """A memory budget of one step per run gives the numbers of all steps in one run."""
+    model = models["ln_mlp"]
+    clean, corrupted, metric = random_pairs
+    stacked = edge_sweep(model, clean, corrupted, metric, method="eap_ig", steps=5)
+    with mock.patch.object(eap, "GRAD_CPU_BUDGET_BYTES", 1):
+        assert eap._grad_rows(model, 4, 8, 5) == 1
+        chunked = edge_sweep(model, clean, corrupted, metric, method="eap_ig", steps=5)
+    assert float((stacked.per_prompt - chunked.per_prompt).abs().max()) <= TOLERANCE
+
+
+def test_planted_model(planted_edges):
+    handle, _, ps = planted_edges
+    assert fast_path_supported(handle.model)
+    metric = mi_assert.logit_diff(ps.correct, ps.wrong)
+    names = None
+    for method, steps in (("eap", None), ("eap_ig", 5)):
+        fast = edge_sweep(handle, ps, metric=metric, method=method, steps=steps)
+        split = _split_path(handle, ps, metric=metric, method=method, steps=steps)
+        names = [e.name for e in fast.edges]
+        ref = (autograd_eap(handle.model, ps.clean, ps.corrupted, metric, names)
+               if method == "eap" else
+               autograd_eap_ig(handle.model, ps.clean, ps.corrupted, metric, names, 5))
+        _err(fast.per_prompt, split.per_prompt)
+        _err(fast.per_prompt, ref)
+
+
+def test_selected_edges_and_the_model_left_as_found(models, random_pairs):
+    model = models["ln_mlp"]
+    clean, corrupted, metric = random_pairs
+    full = edge_sweep(model, clean, corrupted, metric, method="eap")
+    some = ["L0H1->L1H2.q", "mlp0->L1H0.v", "L1H3->logits", "embed->mlp1", "L0H0->mlp0"]
+    part = edge_sweep(model, clean, corrupted, metric, method="eap", edges=some)
+    torch.testing.assert_close(part.per_prompt, full.per_prompt[[full.index(e) for e in some]],
+                               rtol=0, atol=1e-6)
+    assert not model.cfg.use_hook_mlp_in and not model.cfg.use_split_qkv_input
+    assert all(not hp.fwd_hooks for hp in model.hook_dict.values())
+
+
+def test_unsupported_models_fall_back_to_split_inputs(models, random_pairs):
+    model = models["ln_attn_only"]
+    clean, corrupted, metric = random_pairs
+    fast = edge_sweep(model, clean, corrupted, metric, method="eap")
+    model.cfg.use_split_qkv_input = True  # the user's own split inputs: not the fast path
+    try:
+        assert not fast_path_supported(model)
+        with mock.patch.object(sweep, "attribution_run", side_effect=AssertionError):
+            fallback = edge_sweep(model, clean, corrupted, metric, method="eap")
+    finally:
+        model.cfg.use_split_qkv_input = False
+    assert float((fast.per_prompt - fallback.per_prompt).abs().max()) <= TOLERANCE
+    double = random_model(attn_only=True).to(torch.float64)
+    double.cfg.dtype = torch.float64
+    assert fast_path_supported(double)
+    half = random_model(attn_only=True)
+    half.cfg.dtype = torch.bfloat16
+    assert not fast_path_supported(half)
