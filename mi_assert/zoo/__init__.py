@@ -27,11 +27,16 @@ __all__ = [
 
 
 def ground_truth(spec: str):  # type: ignore[no-untyped-def]
-    """The :class:`~mi_assert.zoo.planted.PlantedCircuit` of a planted zoo spec."""
+    """The :class:`~mi_assert.zoo.planted.PlantedCircuit` of a planted zoo spec; for a compiled
+    Tracr model, the compiler's graph as an edge :class:`~mi_assert.edges.Circuit`."""
     from mi_assert.zoo.planted import build_planted_induction
 
     parsed = parse_spec(spec)
     if get(parsed.name).kind != "planted":
         raise ValueError(f"{spec!r} is not a planted model; ground truth is known only for planted ones")
+    if parsed.name.startswith("tracr-"):
+        from mi_assert.zoo.tracr_circuits import ground_truth_edges
+
+        return ground_truth_edges(spec)
     _, circuit = build_planted_induction(seed=parsed.seed or 0)
     return circuit

@@ -42,6 +42,31 @@ class ZooEntry:
             return CHECKPOINT_ROOT / self.name
         return CHECKPOINT_ROOT / self.name / f"s{seed}"
 
+    def hf_steps(self) -> list[int]:
+        """Training steps saved as Hugging Face folders ``NAME/stepK/`` (an 'hf' entry with a
+        training trajectory), in order; empty for a single-folder 'hf' entry."""
+        if self.kind != "hf":
+            return []
+        root = CHECKPOINT_ROOT / self.name
+        return sorted(int(d.name[4:]) for d in root.glob("step*")
+                      if d.name[4:].isdigit() and (d / "config.json").exists())
+
+    def hf_folder(self, step: int | None) -> Path:
+        """The Hugging Face folder of ``step`` (None: the final one)."""
+        steps = self.hf_steps()
+        root = CHECKPOINT_ROOT / self.name
+        if not steps:
+            if step is not None:
+                raise MiAssertInputError(f"zoo model {self.name!r} has no training steps; load it as {self.name!r}")
+            return root
+        if step is None:
+            return root / f"step{steps[-1]}"
+        if step not in steps:
+            raise MiAssertInputError(
+                f"zoo model {self.name!r} has no step {step}; available steps: "
+                + ", ".join(str(k) for k in steps))
+        return root / f"step{step}"
+
 
 @dataclass(frozen=True)
 class ZooSpec:
@@ -101,12 +126,53 @@ register(ZooEntry(
     ground_truth="IOI accuracy / logit difference recorded in the manifest",
 ))
 register(ZooEntry(
+    name="kjv-gpt2-4l",
+    kind="hf",
+    description="GPT-2-style model (4 layers, d_model 256, 8 heads, d_mlp 512, context 256) with "
+    "a byte-level BPE tokenizer (1024 tokens), trained on the King James Bible (Debian "
+    "bible-kjv-text) by mi_assert.zoo.natural.train; log-spaced checkpoints stepK; circuits "
+    "emerged, none planted.",
+    seeds=(0,),
+    ground_truth="discovered induction / previous-token heads and held-out loss in its manifest",
+))
+register(ZooEntry(
     name="tiny-gpt2",
     kind="hf",
     description="2-layer GPT-2 (d_model 64) in Hugging Face format (save_pretrained) with a "
     "project-built byte-level BPE tokenizer; briefly trained; for loader and backend-parity tests.",
     seeds=(0,),
     ground_truth="none (barely trained weights); parity across backends",
+))
+
+
+def _tracr_builder(name: str) -> Callable[..., Any]:
+    def build(seed: int, **kwargs: Any) -> Any:
+        from mi_assert.zoo.tracr_models import zoo_builder
+
+        return zoo_builder(name)(seed, **kwargs)
+
+    return build
+
+
+register(ZooEntry(
+    name="tracr-induction",
+    kind="planted",
+    description="RASP program compiled by Tracr (causal, 2 layers x 1 head, d_model 31, vocab "
+    "a..f, BOS 0): L0H0 copies the previous token (prev), L1H0 attends where prev equals the "
+    "current token and copies that position's token (keys read L0H0: K-composition).",
+    seeds=(0,),
+    builder=_tracr_builder("tracr-induction"),
+    ground_truth="the compiler's graph: mi_assert.zoo.tracr_circuits.ground_truth_edges(spec)",
+))
+register(ZooEntry(
+    name="tracr-sort",
+    kind="planted",
+    description="Tracr's make_sort_unique(tokens, tokens) compiled (bidirectional, 2 layers x "
+    "1 head, d_model 37, vocab a..f, BOS 0): L0H0 + mlp0 compute each token's rank "
+    "(SelectorWidth), L1H0 attends by rank (keys read mlp0) and copies the token.",
+    seeds=(0,),
+    builder=_tracr_builder("tracr-sort"),
+    ground_truth="the compiler's graph: mi_assert.zoo.tracr_circuits.ground_truth_edges(spec)",
 ))
 
 
