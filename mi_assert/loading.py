@@ -156,7 +156,7 @@ def _load_zoo(spec: str, backend: str | None, dev: torch.device, dt: torch.dtype
     full_spec = str(registry.ZooSpec(parsed.name, model_seed, parsed.step))
     check_load_kwargs(kwargs, zoo_load_options(entry), f"zoo model {entry.name!r} ({entry.kind})")
     if entry.kind == "hf":
-        folder = entry.checkpoint_dir(model_seed)
+        folder = entry.hf_folder(parsed.step)
         if not folder.exists():
             raise ModelUnavailableError(f"zoo model {entry.name!r}: folder {folder} is missing; build it with `python -m mi_assert.zoo build {entry.name}`")
         handle = _load_local(folder, backend, dev, dt, kwargs)

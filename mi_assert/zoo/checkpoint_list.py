@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mi_assert.errors import MiAssertInputError
-from mi_assert.zoo.registry import CHECKPOINT_ROOT, available, parse_spec
+from mi_assert.zoo.registry import CHECKPOINT_ROOT, available, get, parse_spec
 
 _STEP_FILE = re.compile(r"^step(\d+)\.safetensors$")
 _TRAILING_INT = re.compile(r"(\d+)$")
@@ -58,6 +58,9 @@ def checkpoints_of(spec: str, root: Path = CHECKPOINT_ROOT) -> list[str]:
     """Loadable specs of every saved training step of a zoo model seed, in step order."""
     parsed = parse_spec(spec)
     seed = parsed.seed if parsed.seed is not None else 0
+    hf_steps = get(parsed.name).hf_steps()
+    if hf_steps:
+        return [f"{parsed.name}:step{k}" for k in hf_steps]
     folder = root / parsed.name / f"s{seed}"
     steps = sorted(int(m.group(1)) for p in folder.glob("step*.safetensors")
                    if (m := _STEP_FILE.match(p.name)))
@@ -65,6 +68,8 @@ def checkpoints_of(spec: str, root: Path = CHECKPOINT_ROOT) -> list[str]:
 
 
 def _zoo_candidates(name: str, root: Path) -> list[str]:
+    if get(name).hf_steps():
+        return [name, *checkpoints_of(name, root)]
     specs = []
     for seed, _ in _seed_dirs(name, root):
         specs.append(f"{name}@s{seed}")
@@ -84,7 +89,7 @@ def _expand_zoo(item: str, root: Path) -> list[tuple[str, str, str, int | None]]
     for s in matches:
         parsed = parse_spec(s)
         out.append((s, f"step{parsed.step}" if parsed.step is not None else "final",
-                    f"{parsed.name}@s{parsed.seed}", parsed.step))
+                    f"{parsed.name}@s{parsed.seed if parsed.seed is not None else 0}", parsed.step))
     return out
 
 
