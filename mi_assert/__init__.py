@@ -119,6 +119,17 @@ _LAZY: dict[str, str] = {
     "assert_invariant": "mi_assert.search.invariance",
     "check_directional": "mi_assert.search.invariance",
     "assert_directional": "mi_assert.search.invariance",
+    # logit-lens / tuned-lens claims
+    "TunedLens": "mi_assert.lens.translators",
+    "train_tuned_lens": "mi_assert.lens.train",
+    "save_lens": "mi_assert.lens.store",
+    "load_lens": "mi_assert.lens.store",
+    "measure_lens": "mi_assert.lens.measure",
+    "lens_profile": "mi_assert.lens.measure",
+    "check_lens_agreement": "mi_assert.lens.assertions",
+    "assert_lens_agreement": "mi_assert.lens.assertions",
+    "check_tuned_lens_beats_logit_lens": "mi_assert.lens.assertions",
+    "assert_tuned_lens_beats_logit_lens": "mi_assert.lens.assertions",
 }
 
 #: subpackages reachable as attributes (``import mi_assert as m; m.zoo.available()``)
@@ -218,6 +229,16 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
     from mi_assert.heads.measure import (
         measure_role,
     )
+    from mi_assert.lens.assertions import (
+        assert_lens_agreement,
+        assert_tuned_lens_beats_logit_lens,
+        check_lens_agreement,
+        check_tuned_lens_beats_logit_lens,
+    )
+    from mi_assert.lens.measure import lens_profile, measure_lens
+    from mi_assert.lens.store import load_lens, save_lens
+    from mi_assert.lens.train import train_tuned_lens
+    from mi_assert.lens.translators import TunedLens
     from mi_assert.loading import load_model
     from mi_assert.prompts import PromptSet
     from mi_assert.report.progress import progress
