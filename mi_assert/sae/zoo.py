@@ -85,6 +85,19 @@ RECIPES: dict[str, SaeRecipe] = {
             description="TopK SAE (k=8, 256 latents) on the trained attn-only-2l-induction@s0 "
             "layer-0 residual stream (repeated random tokens)",
         ),
+        SaeRecipe(
+            name="kjv-gpt2-4l-l2-resid",
+            source="kjv-gpt2-4l",
+            hook="blocks.2.hook_resid_post",
+            architecture="topk",
+            d_sae=1024,
+            k=16,
+            steps=1500,
+            batch_size=2048,
+            description="TopK SAE (k=16, 1024 latents) on kjv-gpt2-4l's layer-2 residual stream "
+            "(windows of 128 tokens of KJV training chapters; BOS positions left out)",
+            prompt_kw={"corpus": "kjv", "n_prompts": 32, "n_tokens": 128},
+        ),
     )
 }
 
@@ -223,10 +236,24 @@ def _training_sae(recipe: SaeRecipe, d_in: int, model_name: str) -> Any:
     raise MiAssertInputError(f"recipe architecture {recipe.architecture!r}: 'topk' or 'standard'")
 
 
+def _source_tokens(handle: Any, prompt_kw: dict[str, Any], seed: int, split: str) -> Tensor:
+    """Prompts for a model-sourced SAE: repeated random tokens (``BOS + r + r``), or with
+    ``prompt_kw["corpus"] == "kjv"`` windows of running text (``split`` 'train' for training,
+    the held-out 'confirm' chapters for evaluation)."""
+    from mi_assert.prompts import repeated_tokens
+
+    if prompt_kw.get("corpus") == "kjv":
+        from mi_assert.zoo.natural.prompts import text_windows
+
+        return text_windows(prompt_kw.get("n_prompts", 32), prompt_kw.get("n_tokens", 128), split, seed)
+    n_ctx_len = min(prompt_kw.get("repeat_len", 20), (handle.n_ctx - 1) // 2)
+    return repeated_tokens(prompt_kw.get("n_prompts", 64), n_ctx_len, handle.d_vocab, seed,
+                           handle.bos_token_id)
+
+
 def model_activation_batches(handle: Any, hook: str, batch_size: int, seed: int,
                              prompt_kw: dict[str, Any]) -> Iterator[Tensor]:
     """Endless shuffled token activations at ``hook`` (BOS positions left out)."""
-    from mi_assert.prompts import repeated_tokens
     from mi_assert.sae.metrics import bos_mask, hook_activations
 
     buffer: list[Tensor] = []
@@ -235,9 +262,7 @@ def model_activation_batches(handle: Any, hook: str, batch_size: int, seed: int,
     gen = torch.Generator().manual_seed(seed)
     while True:
         while have < batch_size:
-            n_ctx_len = min(prompt_kw.get("repeat_len", 20), (handle.n_ctx - 1) // 2)
-            tokens = repeated_tokens(prompt_kw.get("n_prompts", 64), n_ctx_len, handle.d_vocab,
-                                     seed * 100_003 + draw, handle.bos_token_id)
+            tokens = _source_tokens(handle, prompt_kw, seed * 100_003 + draw, "train")
             draw += 1
             acts = hook_activations(handle, tokens, hook)
             flat = acts[bos_mask(handle, tokens).to(acts.device)].detach().float().cpu()
@@ -333,17 +358,20 @@ def evaluate_zoo_sae(name: str, sae: Any) -> dict[str, Any]:
         out["n_tokens"] = int(x.shape[0])
     else:
         from mi_assert.loading import load_model
-        from mi_assert.prompts import repeated_tokens
 
         handle = load_model(recipe.source, device="cpu")
-        rl = min(recipe.prompt_kw.get("repeat_len", 20), (handle.n_ctx - 1) // 2)
-        tokens = repeated_tokens(64, rl, handle.d_vocab, 10_000 + recipe.seed, handle.bos_token_id)
-        # CE counts the repeated half only: on the random first half the model cannot beat
-        # chance, so zero-ablating the hook does not hurt there and the ratio means nothing
-        stats, ce = M.measure_on_model(handle, sae, tokens, recipe.hook,
-                                       ce_positions=range(rl + 1, 2 * rl))
+        tokens = _source_tokens(handle, {**recipe.prompt_kw, "n_prompts": 64}, 10_000 + recipe.seed,
+                                "confirm")
+        if recipe.prompt_kw.get("corpus") == "kjv":
+            positions, where = None, "every token of held-out text"
+        else:
+            # CE counts the repeated half only: on the random first half the model cannot beat
+            # chance, so zero-ablating the hook does not hurt there and the ratio means nothing
+            rl = (tokens.shape[1] - 1) // 2
+            positions, where = range(rl + 1, 2 * rl), "repeated half"
+        stats, ce = M.measure_on_model(handle, sae, tokens, recipe.hook, ce_positions=positions)
         assert ce is not None  # with_ce (the default) always measures the CE losses
-        out.update(ce_loss_recovered=round(ce.recovered(), 4), ce_positions="repeated half",
+        out.update(ce_loss_recovered=round(ce.recovered(), 4), ce_positions=where,
                    ce_clean=round(float(ce.clean.mean()), 4), ce_sae=round(float(ce.sae.mean()), 4),
                    ce_zero_ablated=round(float(ce.zero.mean()), 4), n_tokens=stats.n_tokens)
     out.update(

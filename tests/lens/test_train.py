@@ -25,7 +25,7 @@ def test_deterministic_for_a_seed(kjv, train_tokens):
 def test_trained_lens_beats_logit_lens_and_records_settings(kjv, prompts, lens):
     tuned = measure_lens(kjv, prompts, lens, layers=[0, 1, 2]).kl.mean(0)
     logit = measure_lens(kjv, prompts, "logit", layers=[0, 1, 2]).kl.mean(0)
-    assert (tuned < 0.6 * logit).all(), (tuned, logit)
+    assert (tuned < 0.8 * logit).all(), (tuned, logit)  # 40 steps: at least a fifth closer everywhere
     t = lens.config.training
     assert t["steps"] == 40 and t["seed"] == 0 and t["batch_size"] == 8
     assert list(t["final_kl"]) == t["trained_hooks"] == lens.config.hook_names[1:]

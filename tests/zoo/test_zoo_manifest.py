@@ -99,8 +99,11 @@ def test_compare_tolerances() -> None:
 
 
 def test_weights_are_finite_float32() -> None:
+    """Every checkpoint is finite float32, except kjv-gpt2-4l's, stored in float16 to fit its
+    size budget (they load as float32)."""
     from safetensors.torch import load_file
 
     for path in CHECKPOINT_ROOT.rglob("*.safetensors"):
+        stored = torch.float16 if "kjv-gpt2-4l" in path.parts else torch.float32
         for tensor in load_file(str(path)).values():
-            assert tensor.dtype == torch.float32 and torch.isfinite(tensor).all(), path
+            assert tensor.dtype == stored and torch.isfinite(tensor).all(), path
