@@ -63,6 +63,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.support.process_memory import reset_peak, rss_kib  # noqa: E402
+
 GPT2_SMALL = dict(n_layers=12, d_model=768, n_heads=12, d_mlp=3072, d_vocab=50257, n_ctx=1024)
 TINY = dict(n_layers=3, d_model=64, n_heads=4, d_mlp=256, d_vocab=500, n_ctx=64)
 #: (family, ours, equivalent, prompt set); the "× forward" column divides by that set's forward
@@ -80,19 +82,6 @@ ROWS = (
 FORWARDS = {"claim": "forward", "sweep": "forward_sweep"}
 CASES = tuple(FORWARDS.values()) + tuple(c for row in ROWS for c in row[1:3])
 SAE_HOOK_LAYER = {"gpt2": 8, "tiny": 2}
-
-
-def _rss_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak() -> int:
-    """Reset the peak resident set to the current one; return the current one (KiB)."""
-    Path("/proc/self/clear_refs").write_text("5")
-    return _rss_kib("VmRSS")
 
 
 def _build(shape: dict[str, int], seed: int = 0) -> Any:
@@ -318,13 +307,13 @@ def run_case(case: str, shape: dict[str, int], args: argparse.Namespace,
     times, cpu_times, peak_kib = [], [], None
     for _ in range(args.repeats):
         measure.clear_cache()
-        start_rss = _reset_peak()
+        start_rss = reset_peak()
         start, start_cpu = time.perf_counter(), time.process_time()
         work()
         times.append(time.perf_counter() - start)
         cpu_times.append(time.process_time() - start_cpu)
         if peak_kib is None:
-            peak_kib = _rss_kib("VmHWM") - start_rss
+            peak_kib = rss_kib("VmHWM") - start_rss
     return {"case": case, "seconds": min(times), "all_seconds": times,
             "cpu_seconds": min(cpu_times), "peak_delta_mib": (peak_kib or 0) / 1024,
             "threads": torch.get_num_threads()}

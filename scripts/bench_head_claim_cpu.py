@@ -44,24 +44,16 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.support.process_memory import reset_peak, rss_kib  # noqa: E402
+
 CASES = ("forward_logits", "forward_to_layer", "head_detector", "claim", "claim_again")
 GPT2_SMALL = dict(n_layers=12, d_model=768, n_heads=12, d_mlp=3072, d_vocab=50257, n_ctx=1024)
 #: head_detector runs every DETECTOR_STRIDE-th prompt; its time is scaled up by this factor
 DETECTOR_STRIDE = 8
 TINY = dict(n_layers=4, d_model=64, n_heads=4, d_mlp=256, d_vocab=1000, n_ctx=128)
-
-
-def _rss_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak() -> int:
-    """Reset the peak resident set to the current one; return the current one (KiB)."""
-    Path("/proc/self/clear_refs").write_text("5")
-    return _rss_kib("VmRSS")
 
 
 def _build(shape: dict[str, int]) -> Any:
@@ -145,13 +137,13 @@ def run_case(case: str, shape: dict[str, int], layer: int, head: int, repeats: i
     for i in range(repeats):
         if case == "claim" and i:
             measure.clear_cache()
-        start_rss = _reset_peak()
+        start_rss = reset_peak()
         start, start_cpu = time.perf_counter(), time.process_time()
         work()
         times.append(time.perf_counter() - start)
         cpu_times.append(time.process_time() - start_cpu)
         if peak_kib is None:
-            peak_kib = _rss_kib("VmHWM") - start_rss
+            peak_kib = rss_kib("VmHWM") - start_rss
     if case == "head_detector":
         times = [t * DETECTOR_STRIDE for t in times]
         cpu_times = [t * DETECTOR_STRIDE for t in cpu_times]

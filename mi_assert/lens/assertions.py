@@ -38,6 +38,7 @@ from mi_assert.lens.measure import (
     resolve_lens,
 )
 from mi_assert.loading import resolve_model
+from mi_assert.stats.bootstrap import Alternative
 from mi_assert.stats.claims import DEFAULT_MIN_UNITS, ClaimSpec, check_threshold
 from mi_assert.stats.composite import all_of, holm_family
 from mi_assert.stats.evidence import Evidence
@@ -142,25 +143,19 @@ def check_lens_agreement(
     settings = {**measured.settings, "layer": layer, "hook": f"blocks.{layer}.hook_resid_post",
                 "n_prompts": measured.n_prompts, "seeds": list(opts.seeds),
                 "n_resamples": opts.n_resamples}
-    members = []
-    if min_top1 is not None:
-        members.append(ClaimSpec(
-            claim=f"{label} lens top-1 agreement at layer {layer} exceeds {min_top1:g}",
-            metric=TOP1_METRIC,
-            samples={s: Mean(measured.top1[:, j], units=measured.units) for s in opts.seeds},
-            threshold=check_threshold(min_top1, "greater", TOP1_RANGE, TOP1_METRIC),
-            alternative="greater", n_resamples=opts.n_resamples, min_units=opts.min_prompts,
-            value_range=TOP1_RANGE, settings=settings, model_info=measured.model_info,
-            hint=AGREEMENT_HINT))
-    if max_kl is not None:
-        members.append(ClaimSpec(
-            claim=f"{label} lens KL to the output at layer {layer} is below {max_kl:g} nats",
-            metric=KL_METRIC,
-            samples={s: Mean(measured.kl[:, j], units=measured.units) for s in opts.seeds},
-            threshold=check_threshold(max_kl, "less", KL_RANGE, KL_METRIC),
-            alternative="less", n_resamples=opts.n_resamples, min_units=opts.min_prompts,
-            value_range=KL_RANGE, settings=settings, model_info=measured.model_info,
-            hint=AGREEMENT_HINT))
+    criteria: list[tuple[float | None, Alternative, str, str, tuple[float, float], Any]] = [
+        (min_top1, "greater", f"top-1 agreement at layer {layer} exceeds {min_top1}",
+         TOP1_METRIC, TOP1_RANGE, measured.top1),
+        (max_kl, "less", f"KL to the output at layer {layer} is below {max_kl} nats",
+         KL_METRIC, KL_RANGE, measured.kl)]
+    members = [ClaimSpec(
+        claim=f"{label} lens {wording}", metric=metric,
+        samples={s: Mean(values[:, j], units=measured.units) for s in opts.seeds},
+        threshold=check_threshold(bar, alternative, value_range, metric),
+        alternative=alternative, n_resamples=opts.n_resamples, min_units=opts.min_prompts,
+        value_range=value_range, settings=settings, model_info=measured.model_info,
+        hint=AGREEMENT_HINT)
+        for bar, alternative, wording, metric, value_range, values in criteria if bar is not None]
     per_layer_kl = ", ".join(f"L{lay}: {v:.4g}" for lay, v in
                              zip(measured.layers, measured.kl.mean(0), strict=True))
     per_layer_top1 = ", ".join(f"L{lay}: {v:.3f}" for lay, v in
