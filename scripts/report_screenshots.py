@@ -109,6 +109,7 @@ def main() -> None:
         _shot(page, ".card:has(.circuit[data-svg])", args.out / "report_circuit.png")
         _shot(page, ".fig[data-kind=feature_dashboard]", args.out / "report_feature_dashboard.png",
               hover=".fd-top .tok.focus", hover_first=True)
+        _shot(page, ".card:has-text('tuned lens beats the logit lens')", args.out / "report_lens_profile.png")
         browser.close()
 
 

@@ -46,3 +46,19 @@ def test_induction_pairs_share_the_suffix_and_length(tok) -> None:
 def test_text_windows_are_bos_plus_running_text(tok) -> None:
     windows = P.text_windows(4, 16, P.FIT, seed=0, tok=tok)
     assert tuple(windows.shape) == (4, 17) and (windows[:, 0] == tok.bos_token_id).all()
+
+
+def test_checkpoint_loads_on_every_backend_with_the_same_logits() -> None:
+    import torch
+
+    import mi_assert
+
+    text = [" And the LORD spake unto Moses, saying"]
+    logits = {}
+    for backend in ("transformer_lens", "bridge", "nnsight"):
+        handle = mi_assert.load_model("kjv-gpt2-4l:step1000", backend=backend, device="cpu")
+        tokens = handle.to_tokens(text)
+        assert tokens.shape == (1, 9) and int(tokens[0, 0]) == handle.bos_token_id
+        logits[backend] = handle.forward(tokens).float()
+    for backend in ("bridge", "nnsight"):
+        torch.testing.assert_close(logits[backend], logits["transformer_lens"], atol=1e-4, rtol=1e-4)
