@@ -259,7 +259,7 @@ ROWS: tuple[Row, ...] = (
         UnsupportedModelError, "HookedTransformer"),
     # zoo: names, seeds, steps
     Row("zoo/misspelt-name", lambda f: mi_assert.load_model("planted-induktion"),
-        E, "Did you mean 'planted-induction'?"),
+        E, "Did you mean 'planted-induction'"),
     Row("zoo/unknown-seed", lambda f: mi_assert.load_model("ioi-small@s7", device="cpu"),
         E, "has seeds [0, 1, 2]"),
     Row("zoo/seed-out-of-range", lambda f: mi_assert.load_model("planted-induction", seed=5000),
