@@ -119,3 +119,15 @@ def test_bad_input(planted, induction_batch, kwargs, match):
     args = {"answer_ids": correct, "from_layer": 1, "position": -2, **kwargs}
     with pytest.raises(MiAssertInputError, match=match):
         mi_assert.assert_logit_lens(handle, tokens, **args)
+
+
+def test_every_layer_is_read_from_one_forward_pass(planted, induction_batch):
+    """The lens reads each layer's cached residual through the final norm and unembedding at
+    the claimed position: one forward pass in all, not one per layer."""
+    from mi_assert import cost
+
+    handle, _ = planted
+    tokens, correct, _ = induction_batch
+    start = cost.snapshot()
+    logit_lens_ranks(handle, tokens, correct, position=-2)
+    assert cost.between(start, cost.snapshot())["forward_passes"] == 1
