@@ -54,7 +54,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -63,7 +62,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.support.process_memory import reset_peak, rss_kib  # noqa: E402
+from benchmarks.support.process_memory import timed_repeats  # noqa: E402
 
 GPT2_SMALL = dict(n_layers=12, d_model=768, n_heads=12, d_mlp=3072, d_vocab=50257, n_ctx=1024)
 TINY = dict(n_layers=3, d_model=64, n_heads=4, d_mlp=256, d_vocab=500, n_ctx=64)
@@ -304,18 +303,9 @@ def run_case(case: str, shape: dict[str, int], args: argparse.Namespace,
     toy_sae = _random_sae(16, 32, "blocks.1.hook_resid_pre", seed=5)
     _works(toy, tp, tp, toy_sae, [(0, 0), (1, 1)], (1, 1))[case]()
     del toy, toy_sae
-    times, cpu_times, peak_kib = [], [], None
-    for _ in range(args.repeats):
-        measure.clear_cache()
-        start_rss = reset_peak()
-        start, start_cpu = time.perf_counter(), time.process_time()
-        work()
-        times.append(time.perf_counter() - start)
-        cpu_times.append(time.process_time() - start_cpu)
-        if peak_kib is None:
-            peak_kib = rss_kib("VmHWM") - start_rss
+    times, cpu_times, peak_kib = timed_repeats(work, args.repeats, lambda _: measure.clear_cache())
     return {"case": case, "seconds": min(times), "all_seconds": times,
-            "cpu_seconds": min(cpu_times), "peak_delta_mib": (peak_kib or 0) / 1024,
+            "cpu_seconds": min(cpu_times), "peak_delta_mib": peak_kib / 1024,
             "threads": torch.get_num_threads()}
 
 

@@ -39,7 +39,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.support.process_memory import reset_peak, rss_kib  # noqa: E402
+from benchmarks.support.process_memory import timed_repeats  # noqa: E402
 
 CASES = ("forward_logits", "forward_to_layer", "head_detector", "claim", "claim_again")
 GPT2_SMALL = dict(n_layers=12, d_model=768, n_heads=12, d_mlp=3072, d_vocab=50257, n_ctx=1024)
@@ -133,23 +132,14 @@ def run_case(case: str, shape: dict[str, int], layer: int, head: int, repeats: i
     if case == "claim_again":
         measure.clear_cache()
         claim()
-    times, cpu_times, peak_kib = [], [], None
-    for i in range(repeats):
-        if case == "claim" and i:
-            measure.clear_cache()
-        start_rss = reset_peak()
-        start, start_cpu = time.perf_counter(), time.process_time()
-        work()
-        times.append(time.perf_counter() - start)
-        cpu_times.append(time.process_time() - start_cpu)
-        if peak_kib is None:
-            peak_kib = rss_kib("VmHWM") - start_rss
+    times, cpu_times, peak_kib = timed_repeats(
+        work, repeats, lambda i: measure.clear_cache() if case == "claim" and i else None)
     if case == "head_detector":
         times = [t * DETECTOR_STRIDE for t in times]
         cpu_times = [t * DETECTOR_STRIDE for t in cpu_times]
     return {"case": case, "seconds": min(times), "all_seconds": times,
             "cpu_seconds": min(cpu_times), "all_cpu_seconds": cpu_times,
-            "peak_delta_mib": (peak_kib or 0) / 1024, "threads": torch.get_num_threads(),
+            "peak_delta_mib": peak_kib / 1024, "threads": torch.get_num_threads(),
             "n_prompts": sum(len(b) for b in batches)}
 
 
