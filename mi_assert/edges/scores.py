@@ -38,6 +38,8 @@ class EdgeScores:
     method: str
     metric: str
     seconds: float = 0.0
+    #: what computed them: "kernel" / "layered" (exact), "attribution" (EAP, EAP-IG)
+    engine: str = ""
 
     def __post_init__(self) -> None:
         self._index = {e: i for i, e in enumerate(self.edges)}
@@ -99,7 +101,7 @@ class EdgeScores:
         return {"method": self.method, "metric": self.metric, "n_edges": len(self.edges),
                 "batch": int(self.per_prompt.shape[1]), "clean_value": self.clean_value,
                 "corrupted_value": self.corrupted_value, "graph": self.graph.describe(),
-                "seconds": self.seconds}
+                "engine": self.engine, "seconds": self.seconds}
 
     def __repr__(self) -> str:
         return (f"<EdgeScores {self.method} {self.metric}: {len(self.edges)} edges x "

@@ -18,15 +18,21 @@ from mi_assert.edges.eap import (
     fast_path_supported,
 )
 from mi_assert.edges.exact import exact_edge_effects, rows_per_forward
+from mi_assert.edges.exact_kernel import kernel_exact_edge_effects
 from mi_assert.edges.graph import Edge, EdgeGraph
 from mi_assert.edges.readout import MetricReadout
 from mi_assert.edges.scores import EdgeScores
 from mi_assert.edges.senders import record_run
 from mi_assert.edges.tl_model import hooked_transformer, split_inputs
 from mi_assert.errors import MiAssertInputError, check_finite
+from mi_assert.kernels import checked_functional_model, model_support_reason
 from mi_assert.loading import resolve_model
 
 METHODS: tuple[str, ...] = ("exact", "eap", "eap_ig")
+#: engines of ``method="exact"``: "kernel" (the functional forward, one head or MLP plus the
+#: layers after it per edge), "layered" (TransformerLens forwards from the receiver's layer with
+#: hooks), "auto" (kernel where the kernels support the model, else layered)
+EXACT_ENGINES: tuple[str, ...] = ("auto", "kernel", "layered")
 #: integration steps of ``method="eap_ig"`` unless ``steps`` says otherwise (Hanna et al. 2024
 #: use 5 to 20)
 EAP_IG_STEPS = 5
@@ -42,6 +48,7 @@ def edge_sweep(
     edges: Sequence[Edge | str] | None = None,
     max_batch: int | None = None,
     steps: int | None = None,
+    engine: Literal["auto", "kernel", "layered"] = "auto",
 ) -> EdgeScores:
     """Score edges ``sender -> receiver input`` by denoising path patching (``exact``) or its
     first-order estimate (``eap``) or its integrated-gradients form (``eap_ig``); see
@@ -59,9 +66,13 @@ def edge_sweep(
         edges: score only these edges (names like ``"L0H0->L1H0.k"`` or :class:`Edge`);
             default every edge of :meth:`EdgeGraph.from_handle`, in graph order.
         max_batch: most prompt rows in one stacked forward (exact; default: a memory estimate,
-            32 MiB of activations on CPU, 60% of the free memory on GPU).
+            32-48 MiB of activations on CPU, 60% of the free memory on GPU).
         steps: integration steps of ``eap_ig`` (an int >= 1, default :data:`EAP_IG_STEPS`;
             ``steps=1`` is EAP); only ``eap_ig`` takes it.
+        engine: how ``exact`` runs (:data:`EXACT_ENGINES`): ``"kernel"`` on the functional
+            forward (:mod:`mi_assert.edges.exact_kernel`; supported models only),
+            ``"layered"`` on TransformerLens forwards with hooks (:mod:`.exact`), ``"auto"``
+            the kernel where it applies. All agree to float32 rounding.
 
     Returns:
         :class:`EdgeScores` with ``values [n_edges]`` and ``per_prompt [n_edges, batch]`` in
@@ -74,6 +85,11 @@ def edge_sweep(
                                   or max_batch < 1):
         raise MiAssertInputError(f"max_batch must be an int >= 1 (prompt rows per forward); got {max_batch!r}")
     n_steps = _checked_steps(method, steps)
+    if engine not in EXACT_ENGINES:
+        raise MiAssertInputError(f"engine={engine!r}: allowed {', '.join(repr(e) for e in EXACT_ENGINES)}")
+    if engine != "auto" and method != "exact":
+        raise MiAssertInputError(f"engine={engine!r} is for method='exact'; method={method!r} "
+                                 "has one engine (leave engine='auto')")
     handle = resolve_model(model)
     tl_model = hooked_transformer(handle)
     clean_t, corrupted_t, metric_fn = _resolve_inputs(handle, clean, corrupted, metric)
@@ -97,10 +113,8 @@ def edge_sweep(
         if fast:
             per_prompt = contract_fast(graph, selected, deltas, grad_run.grads)
         elif method == "exact":
-            readout = MetricReadout(tl_model, metric_fn, batch)
-            rows = rows_per_forward(tl_model, batch, n_pos, readout.full_logits, max_batch)
-            per_prompt = exact_edge_effects(tl_model, graph, selected, deltas, corrupted_run,
-                                            readout, rows)
+            per_prompt, used = _exact(tl_model, graph, selected, deltas, corrupted_run,
+                                      corrupted_t, metric_fn, engine, max_batch)
         elif method == "eap":  # fallback: split inputs (see eap.fast_path_supported)
             with split_inputs(tl_model):
                 per_prompt = eap_edge_effects(tl_model, graph, selected, deltas, corrupted_t,
@@ -110,10 +124,30 @@ def edge_sweep(
                 per_prompt = eap_ig_edge_effects(tl_model, graph, selected, deltas, corrupted_t,
                                                  metric_fn, corrupted_outputs[0], n_steps)
     check_finite("edge scores", per_prompt)
+    if method != "exact":
+        used = "attribution"
     return EdgeScores(graph=graph, edges=tuple(selected), values=per_prompt.mean(dim=1),
                       per_prompt=per_prompt, clean_per_prompt=clean_pp,
                       corrupted_per_prompt=corrupted_pp, method=method,
-                      metric=metric_name(metric_fn), seconds=time.perf_counter() - started)
+                      metric=metric_name(metric_fn), seconds=time.perf_counter() - started,
+                      engine=used)
+
+
+def _exact(model: Any, graph: EdgeGraph, edges: list[Edge], deltas: Any, corrupted_run: Any,
+           corrupted: Any, metric: Any, engine: str, max_batch: int | None) -> tuple[Any, str]:
+    """Exact edge scores ``[n_edges, batch]`` and the engine that computed them."""
+    fm = None if engine == "layered" else checked_functional_model(model, corrupted)
+    if fm is None and engine == "kernel":
+        reason = model_support_reason(model) or "the functional forward did not reproduce its logits"
+        raise MiAssertInputError(f"engine='kernel' cannot run this model: {reason}; use "
+                                 "engine='layered' or engine='auto'")
+    if fm is not None:
+        return kernel_exact_edge_effects(fm, graph, edges, deltas, corrupted, metric,
+                                         max_rows=max_batch), "kernel"
+    batch, n_pos = corrupted.shape
+    readout = MetricReadout(model, metric, batch)
+    rows = rows_per_forward(model, batch, n_pos, readout.full_logits, max_batch)
+    return exact_edge_effects(model, graph, edges, deltas, corrupted_run, readout, rows), "layered"
 
 
 @functools.lru_cache(maxsize=16)

@@ -30,6 +30,7 @@ from mi_assert.kernels.resid_sweep import resid_pre_sweep
 from mi_assert.kernels.sae_splice import splice_unsupported_reason, spliced_next_token_ce
 
 __all__ = ["fast_patching_sweep", "attribution_head_out", "fast_spliced_ce", "support_reason",
+           "model_support_reason", "checked_functional_model",
            "PRECISIONS", "HEAD_OUT_SITES", "RESID_PRE_SITES"]
 
 HEAD_OUT_SITES = frozenset({"head_out", "attn_head_out", "z", "hook_z", "attn.hook_z"})
@@ -52,10 +53,24 @@ def support_reason(handle: Any) -> str | None:
         return "transformer_lens is not importable"
     if not isinstance(model, HookedTransformer):
         return "handle.model is not a HookedTransformer"
+    return model_support_reason(model)
+
+
+def model_support_reason(model: Any) -> str | None:
+    """Why the kernels cannot run the ``HookedTransformer`` ``model`` (None when they can)."""
     if getattr(getattr(model, "tokenizer", None), "padding_side", "right") == "left":
         # TL masks left padding from the tokenizer's attention mask; the kernels run unmasked
         return "the tokenizer pads on the left (the kernels do not apply TL's padding mask)"
     return unsupported_reason(model)
+
+
+def checked_functional_model(model: Any, tokens: Tensor) -> FunctionalModel | None:
+    """The fused weights of ``model`` when the kernels can vouch for it, else None: its
+    configuration is supported (:func:`model_support_reason`) and a one-prompt probe of
+    ``tokens`` reproduces its logits (cached per weight version)."""
+    if model_support_reason(model) is not None:
+        return None
+    return _checked_functional(model, tokens)
 
 
 #: per model object: (weight-version key, whether the fused weights reproduce TL's logits)

@@ -2,8 +2,9 @@
 
 Model: a random GPT-2-shaped HookedTransformer (4 layers, d_model 128, 8 heads, d_mlp 512,
 LayerNorm, d_vocab 1000; 1,519 edges), batch 8 x 16 tokens, logit difference at the last
-position. Both run in this process; the naive loop (``tests/edges/reference.py``: one
-``run_with_hooks`` per edge) is timed once, the sweep best of ``--repeats``. Run:
+position. All run in this process; the naive loop (``tests/edges/reference.py``: one
+``run_with_hooks`` per edge) is timed once, the sweep's two engines (``kernel``, ``layered``)
+best of ``--repeats``. Run:
 
     OMP_NUM_THREADS=1 .venv/bin/python -m tests.edges.bench_edge_sweep_cpu [--attribution-only]
 
@@ -61,20 +62,24 @@ def main() -> None:
         return
     edge_sweep(model, clean[:2], corrupted[:2], mi_assert.logit_diff(metric.correct_ids[:2],
                                                                      metric.wrong_ids[:2]))  # warm-up
-    sweep_seconds = float("inf")
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        scores = edge_sweep(model, clean, corrupted, metric)
-        sweep_seconds = min(sweep_seconds, time.perf_counter() - start)
+    timed: dict[str, tuple[float, Any]] = {}
+    for engine in ("kernel", "layered"):
+        seconds = float("inf")
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            scores = edge_sweep(model, clean, corrupted, metric, engine=engine)
+            seconds = min(seconds, time.perf_counter() - start)
+        timed[engine] = (seconds, scores)
     start = time.perf_counter()
     ref = naive_exact(model, clean, corrupted, metric, [e.name for e in scores.edges])
     naive_seconds = time.perf_counter() - start
-    err = float((scores.per_prompt - ref).abs().max())
     print(f"{N_LAYERS}L d{D_MODEL} {N_HEADS}H d_vocab {D_VOCAB}, batch {BATCH}x{SEQ}, "
           f"{len(scores)} edges, torch threads {torch.get_num_threads()}: naive per-edge loop "
-          f"{naive_seconds:.2f} s; edge_sweep exact {sweep_seconds:.2f} s (best of "
-          f"{args.repeats}) = {naive_seconds / sweep_seconds:.1f}x; max abs err {err:.1e}")
-
+          f"{naive_seconds:.2f} s")
+    for engine, (seconds, result) in timed.items():
+        err = float((result.per_prompt - ref).abs().max())
+        print(f"  edge_sweep exact, engine={engine}: {seconds:.2f} s (best of {args.repeats}) = "
+              f"{naive_seconds / seconds:.1f}x; max abs err {err:.1e}")
 
 if __name__ == "__main__":
     main()
