@@ -367,32 +367,48 @@ def _sender_outputs(model: Any, graph: EdgeGraph, kept: dict[str, Tensor],
 
 def contract_fast(graph: EdgeGraph, edges: Sequence[Edge], deltas: Tensor,
                   grad_of: dict[str, Tensor]) -> Tensor:
-    """:func:`contract` as one batched matrix product per receiver hook: ``[n_edges, batch]``.
+    """:func:`contract` as one batched matrix product per receiver layer: ``[n_edges, batch]``.
 
-    The senders are laid out ``[batch, sender, pos * d_model]`` once; each receiver hook's
-    gradients (``[batch, pos, head, d_model]`` or ``[batch, pos, d_model]``) meet the senders
-    it needs (a prefix of the graph's sender order, up to the last one its edges read)."""
+    The senders are laid out ``[batch, sender, pos * d_model]`` once; the gradients of a layer's
+    receiver hooks (``[batch, pos, head, d_model]`` or ``[batch, pos, d_model]``) are stacked
+    ``[batch, receiver, pos * d_model]`` and meet the senders they need (a prefix of the graph's
+    sender order) in one product, so the sender differences are read once per layer, not once
+    per hook."""
     d = deltas.float()
     n_senders, batch = d.shape[0], d.shape[1]
+    # no copy when ``deltas`` is a [sender, batch, ...] view of a batch-major buffer
     flat = d.reshape(n_senders, batch, -1).transpose(0, 1).contiguous()  # [b, s, p*m]
     out = torch.empty(len(edges), batch, device=d.device)
-    for name, (rows, senders, heads) in _edge_layout(graph, edges).items():
-        grad = grad_of[name].float()
-        if grad.ndim == 3:
-            grad = grad[:, :, None]
-        # [heads, batch, pos * d_model] (no copy when the gradients are head-major already)
-        g = grad.permute(2, 0, 1, 3).reshape(grad.shape[2], batch, -1)
-        top = int(senders.max()) + 1
-        table = torch.bmm(flat[:, :top], g.permute(1, 2, 0))  # [b, senders, heads]
-        dev = d.device
-        out[rows.to(dev)] = table[:, senders.to(dev), heads.to(dev)].T
+    layout = edge_layout(graph, edges)
+    by_layer: dict[int, list[str]] = {}
+    for name in layout:
+        layer = graph.n_layers if name.endswith("hook_resid_post") else int(name.split(".")[1])
+        by_layer.setdefault(layer, []).append(name)
+    dev = d.device
+    for names in by_layer.values():
+        grads = [grad_of[n].float() for n in names]
+        grads = [g if g.ndim == 4 else g[:, :, None] for g in grads]  # [b, p, heads, m]
+        widths = [g.shape[2] for g in grads]
+        stacked = torch.empty(batch, sum(widths), flat.shape[2], dtype=flat.dtype, device=dev)
+        offsets: list[int] = []
+        offset = 0
+        for g, width in zip(grads, widths, strict=True):
+            stacked[:, offset:offset + width].view(batch, width, g.shape[1], g.shape[3]).copy_(
+                g.transpose(1, 2))
+            offsets.append(offset)
+            offset += width
+        top = max(int(layout[n][1].max()) for n in names) + 1
+        table = torch.bmm(flat[:, :top], stacked.transpose(1, 2))  # [b, senders, receivers]
+        for name, start in zip(names, offsets, strict=True):
+            rows, senders, heads = layout[name]
+            out[rows.to(dev)] = table[:, senders.to(dev), (heads + start).to(dev)].T
     return out.cpu()
 
 
 _LAYOUTS: dict[EdgeGraph, dict[str, tuple[Tensor, Tensor, Tensor]]] = {}
 
 
-def _edge_layout(graph: EdgeGraph, edges: Sequence[Edge]) -> dict[str, tuple[Tensor, Tensor,
+def edge_layout(graph: EdgeGraph, edges: Sequence[Edge]) -> dict[str, tuple[Tensor, Tensor,
                                                                              Tensor]]:
     """Receiver hook -> (edge rows, sender indices, head indices) of ``edges``; cached per graph
     for the graph's own edge list (the default sweep)."""

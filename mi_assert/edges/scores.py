@@ -38,11 +38,17 @@ class EdgeScores:
     method: str
     metric: str
     seconds: float = 0.0
-    #: what computed them: "kernel" / "layered" (exact), "attribution" (EAP, EAP-IG)
+    #: what computed them: "kernel" (the functional forward) or "hooks" (TransformerLens hooks)
     engine: str = ""
 
     def __post_init__(self) -> None:
-        self._index = {e: i for i, e in enumerate(self.edges)}
+        self._index_of: dict[Edge, int] | None = None  # built on first lookup
+
+    @property
+    def _index(self) -> dict[Edge, int]:
+        if self._index_of is None:
+            self._index_of = {e: i for i, e in enumerate(self.edges)}
+        return self._index_of
 
     def __len__(self) -> int:
         return len(self.edges)

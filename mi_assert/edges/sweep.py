@@ -17,6 +17,7 @@ from mi_assert.edges.eap import (
     eap_ig_edge_effects,
     fast_path_supported,
 )
+from mi_assert.edges.eap_kernel import kernel_attribution, kernel_attribution_reason
 from mi_assert.edges.exact import exact_edge_effects, rows_per_forward
 from mi_assert.edges.exact_kernel import kernel_exact_edge_effects
 from mi_assert.edges.graph import Edge, EdgeGraph
@@ -29,10 +30,10 @@ from mi_assert.kernels import checked_functional_model, model_support_reason
 from mi_assert.loading import resolve_model
 
 METHODS: tuple[str, ...] = ("exact", "eap", "eap_ig")
-#: engines of ``method="exact"``: "kernel" (the functional forward, one head or MLP plus the
-#: layers after it per edge), "layered" (TransformerLens forwards from the receiver's layer with
-#: hooks), "auto" (kernel where the kernels support the model, else layered)
-EXACT_ENGINES: tuple[str, ...] = ("auto", "kernel", "layered")
+#: "kernel": the functional forward (exact: one head or MLP plus the layers after it per edge;
+#: EAP: no hooks), "hooks": TransformerLens forwards with hooks (exact: from the receiver's
+#: layer), "auto": the kernel where the kernels support the model, else hooks
+ENGINES: tuple[str, ...] = ("auto", "kernel", "hooks")
 #: integration steps of ``method="eap_ig"`` unless ``steps`` says otherwise (Hanna et al. 2024
 #: use 5 to 20)
 EAP_IG_STEPS = 5
@@ -48,7 +49,7 @@ def edge_sweep(
     edges: Sequence[Edge | str] | None = None,
     max_batch: int | None = None,
     steps: int | None = None,
-    engine: Literal["auto", "kernel", "layered"] = "auto",
+    engine: Literal["auto", "kernel", "hooks"] = "auto",
 ) -> EdgeScores:
     """Score edges ``sender -> receiver input`` by denoising path patching (``exact``) or its
     first-order estimate (``eap``) or its integrated-gradients form (``eap_ig``); see
@@ -69,10 +70,10 @@ def edge_sweep(
             32-48 MiB of activations on CPU, 60% of the free memory on GPU).
         steps: integration steps of ``eap_ig`` (an int >= 1, default :data:`EAP_IG_STEPS`;
             ``steps=1`` is EAP); only ``eap_ig`` takes it.
-        engine: how ``exact`` runs (:data:`EXACT_ENGINES`): ``"kernel"`` on the functional
-            forward (:mod:`mi_assert.edges.exact_kernel`; supported models only),
-            ``"layered"`` on TransformerLens forwards with hooks (:mod:`.exact`), ``"auto"``
-            the kernel where it applies. All agree to float32 rounding.
+        engine: :data:`ENGINES`: ``"kernel"`` runs on the functional forward
+            (:mod:`mi_assert.edges.exact_kernel`, :mod:`.eap_kernel`; supported models only),
+            ``"hooks"`` on TransformerLens forwards with hooks (:mod:`.exact`, :mod:`.eap`),
+            ``"auto"`` the kernel where it applies. Both agree to float32 rounding.
 
     Returns:
         :class:`EdgeScores` with ``values [n_edges]`` and ``per_prompt [n_edges, batch]`` in
@@ -85,11 +86,8 @@ def edge_sweep(
                                   or max_batch < 1):
         raise MiAssertInputError(f"max_batch must be an int >= 1 (prompt rows per forward); got {max_batch!r}")
     n_steps = _checked_steps(method, steps)
-    if engine not in EXACT_ENGINES:
-        raise MiAssertInputError(f"engine={engine!r}: allowed {', '.join(repr(e) for e in EXACT_ENGINES)}")
-    if engine != "auto" and method != "exact":
-        raise MiAssertInputError(f"engine={engine!r} is for method='exact'; method={method!r} "
-                                 "has one engine (leave engine='auto')")
+    if engine not in ENGINES:
+        raise MiAssertInputError(f"engine={engine!r}: allowed {', '.join(repr(e) for e in ENGINES)}")
     handle = resolve_model(model)
     tl_model = hooked_transformer(handle)
     clean_t, corrupted_t, metric_fn = _resolve_inputs(handle, clean, corrupted, metric)
@@ -97,35 +95,29 @@ def edge_sweep(
     selected = _selected_edges(graph, edges)
     batch, n_pos = corrupted_t.shape
     with eval_mode([tl_model]):
-        clean_run = record_run(tl_model, graph, clean_t)
-        clean_pp = evaluate_metric(metric_fn, clean_run.logits, batch).cpu()
-        fast = method != "exact" and fast_path_supported(tl_model)
-        if fast:  # one corrupted forward + backward: corrupted outputs and the gradients
-            grad_run = attribution_run(tl_model, graph, selected, corrupted_t, metric_fn,
-                                       max(n_steps, 1), clean_run.outputs[0])
-            corrupted_logits, corrupted_outputs = grad_run.logits, grad_run.outputs
+        fm = None if engine == "hooks" else checked_functional_model(tl_model, corrupted_t)
+        if fm is None and engine == "kernel":
+            reason = (model_support_reason(tl_model)
+                      or "the functional forward did not reproduce its logits")
+            raise MiAssertInputError(f"engine='kernel' cannot run this model: {reason}; use "
+                                     "engine='hooks' or engine='auto'")
+        if method != "exact" and fm is not None and kernel_attribution_reason(fm) is not None:
+            if engine == "kernel":
+                raise MiAssertInputError(f"engine='kernel' cannot run {method} on this model: "
+                                         f"{kernel_attribution_reason(fm)}; use engine='auto'")
+            fm = None
+        if method != "exact" and fm is not None:
+            found = kernel_attribution(fm, graph, selected, clean_t, corrupted_t, metric_fn,
+                                       max(n_steps, 1))
+            check_finite("sender outputs", found.deltas)
+            per_prompt = contract_fast(graph, selected, found.deltas, found.grads)
+            clean_pp, corrupted_pp = found.clean_per_prompt, found.corrupted_per_prompt
         else:
-            corrupted_run = record_run(tl_model, graph, corrupted_t)
-            corrupted_logits, corrupted_outputs = corrupted_run.logits, corrupted_run.outputs
-        deltas = clean_run.outputs - corrupted_outputs  # [n_senders, batch, pos, d_model]
-        check_finite("sender outputs", deltas)
-        corrupted_pp = evaluate_metric(metric_fn, corrupted_logits, batch).cpu()
-        if fast:
-            per_prompt = contract_fast(graph, selected, deltas, grad_run.grads)
-        elif method == "exact":
-            per_prompt, used = _exact(tl_model, graph, selected, deltas, corrupted_run,
-                                      corrupted_t, metric_fn, engine, max_batch)
-        elif method == "eap":  # fallback: split inputs (see eap.fast_path_supported)
-            with split_inputs(tl_model):
-                per_prompt = eap_edge_effects(tl_model, graph, selected, deltas, corrupted_t,
-                                              metric_fn)
-        else:
-            with split_inputs(tl_model):
-                per_prompt = eap_ig_edge_effects(tl_model, graph, selected, deltas, corrupted_t,
-                                                 metric_fn, corrupted_outputs[0], n_steps)
+            per_prompt, clean_pp, corrupted_pp = _with_hooks(
+                tl_model, fm, graph, selected, clean_t, corrupted_t, metric_fn, method, n_steps,
+                max_batch)
+    used = "kernel" if fm is not None else "hooks"
     check_finite("edge scores", per_prompt)
-    if method != "exact":
-        used = "attribution"
     return EdgeScores(graph=graph, edges=tuple(selected), values=per_prompt.mean(dim=1),
                       per_prompt=per_prompt, clean_per_prompt=clean_pp,
                       corrupted_per_prompt=corrupted_pp, method=method,
@@ -133,21 +125,42 @@ def edge_sweep(
                       engine=used)
 
 
-def _exact(model: Any, graph: EdgeGraph, edges: list[Edge], deltas: Any, corrupted_run: Any,
-           corrupted: Any, metric: Any, engine: str, max_batch: int | None) -> tuple[Any, str]:
-    """Exact edge scores ``[n_edges, batch]`` and the engine that computed them."""
-    fm = None if engine == "layered" else checked_functional_model(model, corrupted)
-    if fm is None and engine == "kernel":
-        reason = model_support_reason(model) or "the functional forward did not reproduce its logits"
-        raise MiAssertInputError(f"engine='kernel' cannot run this model: {reason}; use "
-                                 "engine='layered' or engine='auto'")
-    if fm is not None:
-        return kernel_exact_edge_effects(fm, graph, edges, deltas, corrupted, metric,
-                                         max_rows=max_batch), "kernel"
+def _with_hooks(model: Any, fm: Any, graph: EdgeGraph, edges: list[Edge], clean: Any,
+                corrupted: Any, metric: Any, method: str, n_steps: int,
+                max_batch: int | None) -> tuple[Any, Any, Any]:
+    """Edge scores ``[n_edges, batch]`` and the clean and corrupted metric ``[batch]`` from
+    TransformerLens runs with hooks; exact scores then run on the kernel when ``fm`` is given."""
     batch, n_pos = corrupted.shape
-    readout = MetricReadout(model, metric, batch)
-    rows = rows_per_forward(model, batch, n_pos, readout.full_logits, max_batch)
-    return exact_edge_effects(model, graph, edges, deltas, corrupted_run, readout, rows), "layered"
+    clean_run = record_run(model, graph, clean)
+    clean_pp = evaluate_metric(metric, clean_run.logits, batch).cpu()
+    fast = method != "exact" and fast_path_supported(model)
+    if fast:  # one corrupted forward + backward: corrupted outputs and the gradients
+        grad_run = attribution_run(model, graph, edges, corrupted, metric, max(n_steps, 1),
+                                   clean_run.outputs[0])
+        corrupted_logits, corrupted_outputs = grad_run.logits, grad_run.outputs
+    else:
+        corrupted_run = record_run(model, graph, corrupted)
+        corrupted_logits, corrupted_outputs = corrupted_run.logits, corrupted_run.outputs
+    deltas = clean_run.outputs - corrupted_outputs  # [n_senders, batch, pos, d_model]
+    check_finite("sender outputs", deltas)
+    corrupted_pp = evaluate_metric(metric, corrupted_logits, batch).cpu()
+    if fast:
+        per_prompt = contract_fast(graph, edges, deltas, grad_run.grads)
+    elif method == "exact" and fm is not None:
+        per_prompt = kernel_exact_edge_effects(fm, graph, edges, deltas, corrupted, metric,
+                                               max_rows=max_batch)
+    elif method == "exact":
+        readout = MetricReadout(model, metric, batch)
+        rows = rows_per_forward(model, batch, n_pos, readout.full_logits, max_batch)
+        per_prompt = exact_edge_effects(model, graph, edges, deltas, corrupted_run, readout, rows)
+    elif method == "eap":  # fallback: split inputs (see eap.fast_path_supported)
+        with split_inputs(model):
+            per_prompt = eap_edge_effects(model, graph, edges, deltas, corrupted, metric)
+    else:
+        with split_inputs(model):
+            per_prompt = eap_ig_edge_effects(model, graph, edges, deltas, corrupted, metric,
+                                             corrupted_outputs[0], n_steps)
+    return per_prompt, clean_pp, corrupted_pp
 
 
 @functools.lru_cache(maxsize=16)

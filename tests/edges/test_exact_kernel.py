@@ -1,5 +1,5 @@
 """The kernel engine of the exact edge sweep equals the naive per-edge TransformerLens loop and
-the layered engine, on every architecture the kernels support; elsewhere ``auto`` falls back and
+the hooks engine, on every architecture the kernels support; elsewhere ``auto`` falls back and
 ``engine="kernel"`` is refused with the reason."""
 
 from __future__ import annotations
@@ -39,16 +39,16 @@ def _assert_equal(scores, ref) -> None:
 
 
 @pytest.mark.parametrize("name", list(KERNEL_VARIANTS))
-def test_kernel_equals_the_naive_loop_and_the_layered_engine(models, name, random_pairs):
+def test_kernel_equals_the_naive_loop_and_the_hooks_engine(models, name, random_pairs):
     model = models[name]
     clean, corrupted, metric = random_pairs
     kernel = edge_sweep(model, clean, corrupted, metric, engine="kernel")
-    layered = edge_sweep(model, clean, corrupted, metric, engine="layered")
-    assert (kernel.engine, layered.engine) == ("kernel", "layered")
+    hooks = edge_sweep(model, clean, corrupted, metric, engine="hooks")
+    assert (kernel.engine, hooks.engine) == ("kernel", "hooks")
     assert edge_sweep(model, clean, corrupted, metric).engine == "kernel"  # auto picks it
     _assert_equal(kernel, naive_exact(model, clean, corrupted, metric,
                                       [e.name for e in kernel.edges]))
-    assert float((kernel.per_prompt - layered.per_prompt).abs().max()) <= TOLERANCE
+    assert float((kernel.per_prompt - hooks.per_prompt).abs().max()) <= TOLERANCE
 
 
 def test_kernel_with_grouped_query_attention_ungrouped():
@@ -110,7 +110,7 @@ def test_planted_model_scores_its_circuit_edges(planted_edges):
 def test_unsupported_models_fall_back_or_are_refused(random_pairs):
     model = random_model(attn_only=False, positions="alibi")
     clean, corrupted, metric = random_pairs
-    assert edge_sweep(model, clean, corrupted, metric).engine == "layered"
+    assert edge_sweep(model, clean, corrupted, metric).engine == "hooks"
     with pytest.raises(MiAssertInputError, match=r"engine='kernel'.*positional_embedding_type='alibi'"):
         edge_sweep(model, clean, corrupted, metric, engine="kernel")
 
@@ -118,8 +118,5 @@ def test_unsupported_models_fall_back_or_are_refused(random_pairs):
 def test_bad_engine_arguments(models, random_pairs):
     clean, corrupted, metric = random_pairs
     model = models["ln_mlp"]
-    with pytest.raises(MiAssertInputError, match=r"engine='fast'.*allowed 'auto', 'kernel', 'layered'"):
+    with pytest.raises(MiAssertInputError, match=r"engine='fast'.*allowed 'auto', 'kernel', 'hooks'"):
         edge_sweep(model, clean, corrupted, metric, engine="fast")
-    with pytest.raises(MiAssertInputError, match=r"engine='kernel' is for method='exact'"):
-        edge_sweep(model, clean, corrupted, metric, method="eap", engine="kernel")
-    assert edge_sweep(model, clean, corrupted, metric, method="eap").engine == "attribution"
