@@ -349,3 +349,29 @@ def test_same_numbers_through_the_nnsight_backend(planted, induction_batch):
     np.testing.assert_allclose(ours.heads, ref.heads, atol=1e-5)
     np.testing.assert_array_equal(logit_lens_ranks(other, tokens, correct, position=-2),
                                   logit_lens_ranks(handle, tokens, correct, position=-2))
+
+
+def test_one_forward_that_records_no_parameter_graph(planted, induction_batch):
+    """DLA pays for one forward and one backward from the final norm's output: during the pass
+    no parameter requires grad (so the blocks record nothing), and afterwards all do again."""
+    from unittest import mock
+
+    from mi_assert import cost
+
+    handle, _ = planted
+    tokens, correct, wrong = induction_batch
+    params = list(handle.torch_module.parameters())
+    assert all(p.requires_grad for p in params)
+    real = handle.run_with_edits
+    seen: list[bool] = []
+
+    def spy(*args, **kwargs):
+        seen.append(any(p.requires_grad for p in params))
+        return real(*args, **kwargs)
+
+    start = cost.snapshot()
+    with mock.patch.object(handle, "run_with_edits", spy):
+        direct_logit_attribution(handle, tokens, correct, wrong, position=-2)
+    assert seen == [False]
+    assert cost.between(start, cost.snapshot())["forward_passes"] == 1
+    assert all(p.requires_grad for p in params)

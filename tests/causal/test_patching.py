@@ -191,3 +191,29 @@ def test_worst_seed_decides(planted_pairs, monkeypatch, evidence_ok):
     # with a quorum of one seed the passing seed decides
     ev = check_patching_recovery(handle, ps, components=gt.heads("induction"), seeds=[0, 1], quorum=1)
     assert ev.passed and ev.deciding == "seed 0" and ev.bound == good.bound
+
+
+def test_each_run_caches_only_what_the_claim_reads(planted_pairs):
+    """Three forward passes per prompt set: the source run caches exactly the patched hooks, the
+    target run and the patched run cache nothing, and nothing records autograd."""
+    from unittest import mock
+
+    from mi_assert import cost
+
+    handle, gt, ps = planted_pairs
+    heads = gt.heads("induction")
+    calls: list[tuple[str, ...]] = []
+    real = handle.run_with_cache
+
+    def spy(tokens, hooks=(), *args, **kwargs):
+        calls.append(tuple(hooks))
+        assert not torch.is_grad_enabled()
+        return real(tokens, hooks, *args, **kwargs)
+
+    start = cost.snapshot()
+    with mock.patch.object(handle, "run_with_cache", spy):
+        m = measure_patching_recovery(handle, prompts=ps, components=heads)
+    patched = tuple(sorted({f"blocks.{layer}.attn.hook_z" for layer, _ in heads}))
+    assert calls == [patched, ()]
+    assert m.hooks == patched
+    assert cost.between(start, cost.snapshot())["forward_passes"] == 3

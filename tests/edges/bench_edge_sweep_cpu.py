@@ -3,7 +3,7 @@
 Model: a random GPT-2-shaped HookedTransformer (4 layers, d_model 128, 8 heads, d_mlp 512,
 LayerNorm, d_vocab 1000; 1,519 edges), batch 8 x 16 tokens, logit difference at the last
 position. All run in this process; the naive loop (``tests/edges/reference.py``: one
-``run_with_hooks`` per edge) is timed once, the sweep's two engines (``kernel``, ``layered``)
+``run_with_hooks`` per edge) is timed once, the sweep's two engines (``kernel``, ``hooks``)
 best of ``--repeats``. Run:
 
     OMP_NUM_THREADS=1 .venv/bin/python -m tests.edges.bench_edge_sweep_cpu [--attribution-only]
@@ -72,7 +72,7 @@ def main() -> None:
     edge_sweep(model, clean[:2], corrupted[:2], mi_assert.logit_diff(metric.correct_ids[:2],
                                                                      metric.wrong_ids[:2]))  # warm-up
     timed: dict[str, tuple[float, Any]] = {}
-    for engine in ("kernel", "layered"):
+    for engine in ("kernel", "hooks"):
         seconds = float("inf")
         for _ in range(args.repeats):
             start = time.perf_counter()

@@ -11,19 +11,13 @@ import mi_assert
 from mi_assert.edges import edge_sweep
 from mi_assert.errors import MiAssertInputError
 from tests.edges.conftest import random_model
-from tests.edges.reference import naive_exact
+from tests.edges.reference import autograd_eap, naive_exact
+from tests.edges.test_eap_fast import VARIANTS
 
 TOLERANCE = 1e-5
 
-KERNEL_VARIANTS = {
-    "ln_mlp": dict(attn_only=False),
-    "ln_attn_only": dict(attn_only=True),
-    "no_norm": dict(attn_only=False, normalization=None),
-    "rms_rotary": dict(attn_only=False, normalization="RMS", positions="rotary"),
-    "ln_pre": dict(attn_only=False, normalization="LNPre"),
-    "rms_pre": dict(attn_only=False, normalization="RMSPre"),
-    "parallel": dict(attn_only=False, parallel=True),
-}
+#: every architecture of the EAP tests that the kernels support (ALiBi is not)
+KERNEL_VARIANTS = {name: kw for name, kw in VARIANTS.items() if name != "alibi"}
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +66,14 @@ def test_kernel_with_grouped_query_attention_ungrouped():
     kernel = edge_sweep(model, clean, corrupted, metric, engine="kernel")
     _assert_equal(kernel, naive_exact(model, clean, corrupted, metric,
                                       [e.name for e in kernel.edges]))
+    # EAP's kernel cannot split a shared k/v projection's gradient by query head: auto falls
+    # back to TransformerLens's split inputs, and asking for the kernel is refused
+    eap = edge_sweep(model, clean, corrupted, metric, method="eap")
+    assert eap.engine == "hooks"
+    ref = autograd_eap(model, clean, corrupted, metric, [e.name for e in eap.edges])
+    assert float((eap.per_prompt - ref).abs().max()) <= TOLERANCE
+    with pytest.raises(MiAssertInputError, match=r"cannot run eap.*2 key/value heads for 4"):
+        edge_sweep(model, clean, corrupted, metric, method="eap", engine="kernel")
 
 
 def test_full_logit_metric_and_small_chunks(models, random_pairs):
