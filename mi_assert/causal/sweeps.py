@@ -23,7 +23,8 @@ residual-like sites.)
 Engines (``method="exact"``):
 
 * ``kernel``: ``mi_assert.kernels.fast_patching_sweep(handle, clean, corrupted, metric, site)``
-  (the TransformerLens backend's fast kernel, where it supports the model).
+  (the fast kernel, where it supports the model: TransformerLens, the bridge and nnsight;
+  :mod:`mi_assert.kernels.handles`).
 * ``layered`` (TransformerLens models): for each layer, every patched variant of that layer is
   stacked in the batch and the forward pass *starts at that layer* from the cached corrupted
   residual (``HookedTransformer.forward(start_at_layer=...)``); when the metric reads one
@@ -326,7 +327,7 @@ def _exact_sweep(handle: ModelHandle, clean: Tensor, corrupted: Tensor, metric: 
 
 def _try_kernel(handle: ModelHandle, clean: Tensor, corrupted: Tensor, metric: Any, site: str,
                 positions: str) -> Tensor | None:
-    """The TransformerLens backend's fast kernel, where it supports the model and layout."""
+    """The fast kernel, where it supports the handle's model and the layout."""
     if positions != ("all" if SITES[site][1] != "pos" else "each"):
         return None  # the kernel computes TL's default layout for each site only
     from mi_assert.kernels import fast_patching_sweep

@@ -8,7 +8,6 @@ the generic hook-based path runs instead.
 from __future__ import annotations
 
 import contextlib
-import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,12 +16,11 @@ from torch import Tensor
 
 from mi_assert.errors import MiAssertInputError
 from mi_assert.kernels.attribution import attribution_head_out_scores
-from mi_assert.kernels.functional import (
-    FunctionalModel,
-    full_logits,
-    functional_key,
-    functional_model,
-    unsupported_reason,
+from mi_assert.kernels.functional import FunctionalModel, unsupported_reason
+from mi_assert.kernels.handles import (
+    checked_functional,
+    checked_functional_for,
+    handle_support_reason,
 )
 from mi_assert.kernels.head_sweep import head_out_sweep
 from mi_assert.kernels.metric_reader import MetricReader
@@ -38,27 +36,17 @@ RESID_PRE_SITES = frozenset({"resid_pre", "hook_resid_pre"})
 #: "fp32" (exact, default), "tf32" (fp32 storage, tf32 matmuls), "bf16" (bf16 weights/activations)
 PRECISIONS = ("fp32", "tf32", "bf16")
 
-#: max |functional - TL| on a one-prompt probe before the fast path trusts a model
-SELF_CHECK_ATOL = 1e-4
-
-
 def support_reason(handle: Any) -> str | None:
-    """Why ``handle`` cannot use the fast kernels (None when it can)."""
-    if getattr(handle, "backend", None) != "transformer_lens":
-        return f"backend {getattr(handle, 'backend', type(handle).__name__)!r} (TL handles only)"
-    model = getattr(handle, "model", None)
-    try:
-        from transformer_lens import HookedTransformer
-    except ImportError:  # pragma: no cover - TL is a dependency
-        return "transformer_lens is not importable"
-    if not isinstance(model, HookedTransformer):
-        return "handle.model is not a HookedTransformer"
-    return model_support_reason(model)
+    """Why ``handle`` cannot use the fast kernels (None when it can): TransformerLens handles,
+    nnsight handles over a HookedTransformer or a Hugging Face model, and the bridge
+    (:mod:`mi_assert.kernels.handles`)."""
+    return handle_support_reason(handle)
 
 
 def model_support_reason(model: Any) -> str | None:
     """Why the kernels cannot run the ``HookedTransformer`` ``model`` (None when they can)."""
-    if getattr(getattr(model, "tokenizer", None), "padding_side", "right") == "left":
+    tokenizer = getattr(model, "tokenizer", None)
+    if getattr(tokenizer, "padding_side", "right") == "left":
         # TL masks left padding from the tokenizer's attention mask; the kernels run unmasked
         return "the tokenizer pads on the left (the kernels do not apply TL's padding mask)"
     return unsupported_reason(model)
@@ -70,31 +58,7 @@ def checked_functional_model(model: Any, tokens: Tensor) -> FunctionalModel | No
     ``tokens`` reproduces its logits (cached per weight version)."""
     if model_support_reason(model) is not None:
         return None
-    return _checked_functional(model, tokens)
-
-
-#: per model object: (weight-version key, whether the fused weights reproduce TL's logits)
-_SELF_CHECKED: weakref.WeakKeyDictionary[Any, tuple[Any, bool]] = weakref.WeakKeyDictionary()
-
-
-def _checked_functional(model: Any, tokens: Tensor) -> FunctionalModel | None:
-    """The fused weights, after a one-time probe that they reproduce TL's logits.
-
-    The probe (one prompt, cached per weight version) guards against a TL configuration that
-    ``unsupported_reason`` did not anticipate: then the generic path runs instead.
-    """
-    fm = functional_model(model)
-    verdict = _SELF_CHECKED.get(model)
-    key = functional_key(model)
-    if verdict is None or verdict[0] != key:
-        probe = tokens[:1, : min(tokens.shape[1], 16)]
-        with torch.no_grad():
-            ours = full_logits(fm, probe)
-            theirs = model(probe, return_type="logits")
-        ok = bool(torch.isfinite(ours).all()) and float((ours - theirs).abs().max()) <= SELF_CHECK_ATOL
-        verdict = (key, ok)
-        _SELF_CHECKED[model] = verdict
-    return fm if verdict[1] else None
+    return checked_functional(model, tokens)
 
 
 @contextlib.contextmanager
@@ -124,7 +88,7 @@ def _prepare(handle: Any, clean_tokens: Any, corrupted_tokens: Any, precision: s
             f"{tuple(clean.shape)} and {tuple(corrupted.shape)}")
     if corrupted.shape[1] > handle.n_ctx:
         raise MiAssertInputError(f"{corrupted.shape[1]} tokens exceed the model's n_ctx={handle.n_ctx}")
-    fm = _checked_functional(handle.model, corrupted)
+    fm = checked_functional_for(handle, corrupted)
     if fm is None:
         return None
     if precision == "bf16":
@@ -181,7 +145,7 @@ def attribution_head_out(
     prepared = _prepare(handle, clean_tokens, corrupted_tokens, precision)
     if prepared is None:
         raise MiAssertInputError(
-            f"attribution_head_out needs a supported TransformerLens model: "
+            f"attribution_head_out needs a model the kernels support: "
             f"{support_reason(handle) or 'the functional forward did not reproduce its logits'}")
     fm, clean, corrupted = prepared
     reader = MetricReader(metric, corrupted.shape[1])
@@ -200,7 +164,7 @@ def fast_spliced_ce(handle: Any, tokens: Tensor, hook: str, edit: Any) -> Tensor
     tokens = tokens.to(handle.device)
     if parsed.layer is None or tokens.dim() != 2 or tokens.shape[1] > handle.n_ctx:
         return None
-    fm = _checked_functional(handle.model, tokens)
+    fm = checked_functional_for(handle, tokens)
     if fm is None or splice_unsupported_reason(fm, parsed.kind) is not None:
         return None
     return spliced_next_token_ce(fm, tokens, parsed.layer, parsed.kind, edit)

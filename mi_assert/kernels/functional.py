@@ -42,7 +42,7 @@ _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 #: config flags that must hold their default (falsy) value for the functional forward to be exact.
 _FLAGS_MUST_BE_OFF = (
     "use_qk_norm", "use_logn_attn",
-    "scale_attn_by_inverse_layer_idx", "final_rms", "use_normalization_before_and_after",
+    "scale_attn_by_inverse_layer_idx", "use_normalization_before_and_after",
     "use_attention_sinks", "post_embedding_ln", "load_in_4bit", "use_split_qkv_input",
     "use_attn_in", "use_dynamic_ntk_rope",
 )
@@ -75,6 +75,10 @@ def unsupported_reason(model: Any) -> str | None:
     for flag in _FLAGS_MUST_BE_OFF:
         if getattr(cfg, flag, False):
             return f"{flag}=True"
+    if getattr(cfg, "final_rms", False) and cfg.normalization_type in ("LN", "LNPre"):
+        # an RMS final norm after LayerNorm blocks; with RMS blocks (Llama's TL config sets
+        # final_rms) the final norm is RMS either way
+        return f"final_rms=True with normalization_type={cfg.normalization_type!r}"
     if getattr(cfg, "use_local_attn", False):
         # a window that spans n_ctx never masks anything (Mistral-7B-v0.1 in TL: 4096 vs 2048)
         window = getattr(cfg, "window_size", None)
