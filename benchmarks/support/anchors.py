@@ -3,12 +3,13 @@
 * TransformerLens's own loops (``get_act_patch_attn_head_out_all_pos``,
   ``get_act_patch_resid_pre``), with the metric averaged over prompts as TL expects.
 * nnsight over the HuggingFace twin, written the way an nnsight user would: one ``invoke`` per
-  patched variant inside a trace, clean ``z`` (the input of ``attn.c_proj``) saved from a clean
-  trace first.
+  patched variant inside a trace, clean ``z`` (the input of ``attn.c_proj``, or of Llama's
+  ``self_attn.o_proj``) saved from a clean trace first.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -54,35 +55,47 @@ def nnsight_model(hf_model: Any) -> Any:
     return TokenBatchedNNsight(hf_model)
 
 
+def _blocks_and_output_projection(nn_model: Any) -> tuple[Any, Callable[[Any], Any], int]:
+    """The decoder blocks, each block's attention output projection (whose input is the heads'
+    ``z``, concatenated) and ``d_head``: GPT-2 (``transformer.h``, ``attn.c_proj``) or the
+    Llama family (``model.layers``, ``self_attn.o_proj``)."""
+    config = nn_model._module.config
+    if hasattr(nn_model._module, "transformer"):
+        return nn_model.transformer.h, lambda block: block.attn.c_proj, config.n_embd // config.n_head
+    d_head = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return nn_model.model.layers, lambda block: block.self_attn.o_proj, d_head
+
+
 def nnsight_head_out_sweep(nn_model: Any, clean: Tensor, corrupted: Tensor, metric: Any,
-                           n_heads: int, layers_per_trace: int | None = None) -> Tensor:
-    """All-heads output patching with one invoke per (layer, head) variant.
+                           n_heads: int, layers_per_trace: int | None = None,
+                           layers: Sequence[int] | None = None) -> Tensor:
+    """All-heads output patching with one invoke per (layer, head) variant, on a GPT-2 or
+    Llama-family model: ``[len(layers), n_heads]`` (every layer by default).
 
     ``layers_per_trace=None`` puts every variant in one trace; ``1`` runs one trace per layer
     (needed at large batch: every invoke materialises full-vocabulary logits).
     """
-    blocks = nn_model.transformer.h
-    n_layers = len(blocks)
-    d_head = nn_model._module.config.n_embd // n_heads
-    per_trace = layers_per_trace or n_layers
+    blocks, projection, d_head = _blocks_and_output_projection(nn_model)
+    layers = list(range(len(blocks))) if layers is None else list(layers)
+    per_trace = layers_per_trace or len(layers)
     with torch.no_grad():
         with nn_model.trace(clean):
             z_clean = list().save()
-            for layer in range(n_layers):
-                z_clean.append(blocks[layer].attn.c_proj.input)
+            for layer in layers:
+                z_clean.append(projection(blocks[layer]).input)
         results: list[Tensor] = []
-        for first in range(0, n_layers, per_trace):
+        for first in range(0, len(layers), per_trace):
             with nn_model.trace() as tracer:
                 values = list().save()
-                for layer in range(first, min(first + per_trace, n_layers)):
+                for i in range(first, min(first + per_trace, len(layers))):
                     for head in range(n_heads):
                         cols = slice(head * d_head, (head + 1) * d_head)
                         with tracer.invoke(corrupted):
-                            z = blocks[layer].attn.c_proj.input
-                            z[:, :, cols] = z_clean[layer][:, :, cols]
+                            z = projection(blocks[layers[i]]).input
+                            z[:, :, cols] = z_clean[i][:, :, cols]
                             values.append(metric(nn_model.lm_head.output).mean())
             results.extend(torch.as_tensor(v) for v in values)
-    return torch.stack(results).view(n_layers, n_heads)
+    return torch.stack(results).view(len(layers), n_heads)
 
 
 def tl_attribution_head_out(model: Any, clean: Tensor, corrupted: Tensor, metric: Any) -> Tensor:

@@ -14,19 +14,24 @@ from typing import Any
 import torch
 
 
-def layer_flops(d_model: int, n_heads: int, d_head: int, d_mlp: int, batch: int, n_pos: int) -> float:
-    """Matmul FLOPs of one transformer block on ``[batch, n_pos]`` (causal attention pairs)."""
+def layer_flops(d_model: int, n_heads: int, d_head: int, d_mlp: int, batch: int, n_pos: int,
+                n_kv_heads: int | None = None, gated: bool = False) -> float:
+    """Matmul FLOPs of one transformer block on ``[batch, n_pos]`` (causal attention pairs);
+    ``n_kv_heads`` key/value heads under GQA, three MLP matrices when ``gated``."""
     hd = n_heads * d_head
-    per_token = 2 * (3 * d_model * hd + hd * d_model + 2 * d_model * d_mlp)
+    kv = (n_heads if n_kv_heads is None else n_kv_heads) * d_head
+    mlp = (3 if gated else 2) * d_model * d_mlp
+    per_token = 2 * (d_model * hd + 2 * d_model * kv + hd * d_model + mlp)
     pairs = n_pos * (n_pos + 1) / 2
     attention = batch * n_heads * 2 * 2 * pairs * d_head
     return batch * n_pos * per_token + attention
 
 
 def head_sweep_floor_flops(n_layers: int, d_model: int, n_heads: int, d_head: int, d_mlp: int,
-                           d_vocab: int, batch: int, n_pos: int) -> float:
+                           d_vocab: int, batch: int, n_pos: int, n_kv_heads: int | None = None,
+                           gated: bool = False) -> float:
     """FLOPs of the all-heads output sweep's floor (see the module docstring)."""
-    per_layer = layer_flops(d_model, n_heads, d_head, d_mlp, batch, n_pos)
+    per_layer = layer_flops(d_model, n_heads, d_head, d_mlp, batch, n_pos, n_kv_heads, gated)
     layers_run = sum(n_layers - layer for layer in range(n_layers)) * n_heads
     logits = n_layers * n_heads * batch * 2 * d_model * d_vocab
     return layers_run * per_layer + logits
