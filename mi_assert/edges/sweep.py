@@ -113,7 +113,7 @@ def edge_sweep(
             per_prompt = contract_fast(graph, selected, found.deltas, found.grads)
             clean_pp, corrupted_pp = found.clean_per_prompt, found.corrupted_per_prompt
         else:
-            per_prompt, clean_pp, corrupted_pp = _with_hooks(
+            per_prompt, clean_pp, corrupted_pp = _from_recorded_runs(
                 tl_model, fm, graph, selected, clean_t, corrupted_t, metric_fn, method, n_steps,
                 max_batch)
     used = "kernel" if fm is not None else "hooks"
@@ -125,11 +125,12 @@ def edge_sweep(
                       engine=used)
 
 
-def _with_hooks(model: Any, fm: Any, graph: EdgeGraph, edges: list[Edge], clean: Any,
+def _from_recorded_runs(model: Any, fm: Any, graph: EdgeGraph, edges: list[Edge], clean: Any,
                 corrupted: Any, metric: Any, method: str, n_steps: int,
                 max_batch: int | None) -> tuple[Any, Any, Any]:
-    """Edge scores ``[n_edges, batch]`` and the clean and corrupted metric ``[batch]`` from
-    TransformerLens runs with hooks; exact scores then run on the kernel when ``fm`` is given."""
+    """Edge scores ``[n_edges, batch]`` and the clean and corrupted metric ``[batch]``, from
+    clean and corrupted TransformerLens runs recorded with hooks: exact patching on the kernel
+    when ``fm`` is given, else on TL forwards with hooks, and EAP / EAP-IG on TL hooks."""
     batch, n_pos = corrupted.shape
     clean_run = record_run(model, graph, clean)
     clean_pp = evaluate_metric(metric, clean_run.logits, batch).cpu()

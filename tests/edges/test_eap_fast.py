@@ -162,3 +162,24 @@ def test_unsupported_models_fall_back_to_split_inputs(models, random_pairs):
     half = random_model(attn_only=True)
     half.cfg.dtype = torch.bfloat16
     assert not fast_path_supported(half)
+
+
+@pytest.mark.parametrize("method", ["eap", "eap_ig"])
+def test_kernel_with_a_full_logit_metric_and_a_subset_of_edges(models, method, random_pairs):
+    """A metric without ``.position`` reads every position (no narrowed last layer), and a
+    subset of edges contracts only the receivers it names."""
+    model = models["rms_rotary"]
+    clean, corrupted, metric = random_pairs
+
+    def full_logits_metric(logits):
+        return metric(logits)
+
+    names = ["L1H2->logits", "L0H1->L1H3.k", "embed->mlp1", "mlp0->L1H0.v", "embed->L0H2.q"]
+    steps = None if method == "eap" else 3
+    kernel = edge_sweep(model, clean, corrupted, full_logits_metric, method=method, steps=steps,
+                        edges=names, engine="kernel")
+    hooks = edge_sweep(model, clean, corrupted, full_logits_metric, method=method, steps=steps,
+                       edges=names, engine="hooks")
+    assert [e.name for e in kernel.edges] == names
+    assert float(hooks.per_prompt.abs().max()) > 1e-3
+    _err(kernel.per_prompt, hooks.per_prompt)
