@@ -56,8 +56,8 @@ class KernelAttribution:
 
 @dataclass
 class _Run:
-    """One functional forward: the metric summed per step, sender outputs of the first step,
-    and the tensors the receiver gradients are taken at."""
+    """One functional forward: the metric per prompt and stacked step, the sender outputs of
+    the first step, and the tensors the receiver gradients are taken at."""
 
     metric: Tensor  # [rows // batch * batch] per prompt and step (steps major)
     outputs: Tensor | None  # [batch, n_senders, pos, d]
@@ -267,8 +267,7 @@ def kernel_attribution(fm: FunctionalModel, graph: EdgeGraph, edges: Sequence[Ed
     deltas: Tensor | None = None
     for first in range(0, steps, per_run):
         ks = list(range(first, min(steps, first + per_run)))
-        embed = torch.cat([embed_corr + (k / steps) * diff for k in ks]) if first or len(ks) > 1 \
-            else embed_corr
+        embed = torch.cat([embed_corr + (k / steps) * diff for k in ks])  # k = 0: corrupted
         with torch.enable_grad():
             run = _forward(fm, graph, embed.detach().requires_grad_(True), reader, batch,
                            want_outputs=first == 0)
