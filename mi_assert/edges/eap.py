@@ -40,7 +40,7 @@ from torch import Tensor
 from mi_assert.causal.metrics import evaluate_metric
 from mi_assert.cost import count_forward
 from mi_assert.edges.graph import Edge, EdgeGraph
-from mi_assert.edges.receivers import receiver_hook
+from mi_assert.edges.receivers import edge_layout, receiver_hook
 from mi_assert.edges.tl_model import split_inputs
 from mi_assert.kernels.chunking import available_bytes
 
@@ -403,30 +403,3 @@ def contract_fast(graph: EdgeGraph, edges: Sequence[Edge], deltas: Tensor,
             rows, senders, heads = layout[name]
             out[rows.to(dev)] = table[:, senders.to(dev), (heads + start).to(dev)].T
     return out.cpu()
-
-
-_LAYOUTS: dict[EdgeGraph, dict[str, tuple[Tensor, Tensor, Tensor]]] = {}
-
-
-def edge_layout(graph: EdgeGraph, edges: Sequence[Edge]) -> dict[str, tuple[Tensor, Tensor,
-                                                                             Tensor]]:
-    """Receiver hook -> (edge rows, sender indices, head indices) of ``edges``; cached per graph
-    for the graph's own edge list (the default sweep)."""
-    full = len(edges) == len(graph.edges) and all(a is b for a, b in zip(edges, graph.edges,
-                                                                            strict=True))
-    if full and graph in _LAYOUTS:
-        return _LAYOUTS[graph]
-    groups: dict[str, tuple[list[int], list[int], list[int]]] = {}
-    for i, edge in enumerate(edges):
-        name, head = receiver_hook(edge, graph.n_layers)
-        rows, senders, heads = groups.setdefault(name, ([], [], []))
-        rows.append(i)
-        senders.append(graph.sender_index(edge.sender))
-        heads.append(head or 0)
-    layout = {name: (torch.tensor(r), torch.tensor(s), torch.tensor(h))
-              for name, (r, s, h) in groups.items()}
-    if full:
-        if len(_LAYOUTS) > 16:
-            _LAYOUTS.clear()
-        _LAYOUTS[graph] = layout
-    return layout

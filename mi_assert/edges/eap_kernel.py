@@ -24,8 +24,8 @@ from torch import Tensor
 
 from mi_assert.causal.metrics import evaluate_metric
 from mi_assert.cost import count_forward
-from mi_assert.edges.eap import edge_layout
 from mi_assert.edges.graph import Edge, EdgeGraph
+from mi_assert.edges.receivers import edge_layout
 from mi_assert.kernels.chunking import available_bytes
 from mi_assert.kernels.functional import FunctionalModel
 from mi_assert.kernels.metric_reader import MetricReader

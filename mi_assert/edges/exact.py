@@ -23,10 +23,13 @@ from torch import Tensor
 
 from mi_assert.edges.graph import Edge, EdgeGraph
 from mi_assert.edges.readout import MetricReadout
-from mi_assert.edges.receivers import receiver_hook, receiver_layer
+from mi_assert.edges.receivers import edge_layout, receiver_layer
 from mi_assert.edges.senders import RecordedRun
 from mi_assert.edges.tl_model import split_inputs
 from mi_assert.kernels.chunking import available_bytes, chunks
+
+#: TL hook names of per-head receiver inputs (``blocks.L.hook_q_input`` ...)
+_HEAD_INPUT_HOOKS = ("hook_q_input", "hook_k_input", "hook_v_input")
 
 #: planning budget for one stacked chunk on the CPU (activations of the rows in flight): the
 #: per-head split inputs make the receivers' layer memory-bound, and chunks that stay in the
@@ -82,24 +85,18 @@ def _patched_runs(model: Any, graph: EdgeGraph, layer: int, group: Sequence[Edge
                   deltas: Tensor, corrupted: RecordedRun, readout: MetricReadout) -> Tensor:
     """Metric ``[len(group), batch]`` of each edge of ``group`` (receivers in ``layer``) patched."""
     n_var = len(group)
-    by_hook: dict[str, tuple[list[int], list[int], list[int]]] = {}
-    for v, edge in enumerate(group):
-        name, head_index = receiver_hook(edge, graph.n_layers)
-        variants, senders, heads = by_hook.setdefault(name, ([], [], []))
-        variants.append(v)
-        senders.append(graph.sender_index(edge.sender))
-        heads.append(-1 if head_index is None else head_index)
     device = deltas.device
+    by_hook = {name: tuple(t.to(device) for t in parts)
+               for name, parts in edge_layout(graph, group).items()}
     if layer == graph.n_layers:  # into the logits: final residual + the sender's difference
         (_, logit_senders, _), = by_hook.values()  # one receiver input: the final residual
-        final = corrupted.final_resid[None] + deltas[torch.tensor(logit_senders, device=device)]
+        final = corrupted.final_resid[None] + deltas[logit_senders]
         return readout(final.flatten(0, 1))
     fired: set[str] = set()
     hooks = []
-    for name, (variants, senders_list, heads) in by_hook.items():
-        head_idx = None if heads[0] < 0 else torch.tensor(heads, device=device)
-        hooks.append((name, _adder(deltas, torch.tensor(senders_list, device=device),
-                                   torch.tensor(variants, device=device), head_idx, n_var, fired)))
+    for name, (variants, senders, heads) in by_hook.items():
+        head_idx = heads if name.endswith(_HEAD_INPUT_HOOKS) else None
+        hooks.append((name, _adder(deltas, senders, variants, head_idx, n_var, fired)))
     resid = corrupted.resid_pre[layer].repeat(n_var, 1, 1)
     # split inputs only in the receivers' layer: later layers read the residual as usual, and
     # splitting them would multiply their layer-norm work by 3 x n_heads for nothing
